@@ -1,0 +1,4 @@
+#include "check.hpp"
+namespace pgincr::check {
+int run(const cli::Options &) { return 1; }
+}

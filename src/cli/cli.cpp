@@ -1,0 +1,90 @@
+#include "cli/cli.hpp"
+
+#include "check.hpp"
+#include "cli/options.hpp"
+#include "pg/error.hpp"
+#include "pgincr/version.hpp"
+#include "runner.hpp"
+#include "status.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+
+namespace pgincr::cli {
+
+namespace {
+
+void add_common(CLI::App &cmd, Options &o) {
+    cmd.add_option("--env", o.env_file, "dotenv file with the connection settings")
+        ->capture_default_str();
+    cmd.add_option("--config", o.config_file, "tables-config.json to read")->capture_default_str();
+    cmd.add_option("--state-dir", o.state_dir, "directory of the per-table sync state")
+        ->capture_default_str();
+    cmd.add_flag("-v,--verbose", o.verbose, "log debug lines too");
+}
+
+} // namespace
+
+int run(int argc, char **argv) {
+    CLI::App app{"pgincr: keep tables of one PostgreSQL schema copied into another database, "
+                 "incrementally.\n\nExit codes: 0 every table fine; 1 a table failed (or check "
+                 "found a blocking problem); 2 usage or configuration error; 3 another run holds "
+                 "the lock; 4 interrupted by a signal.",
+                 "pgincr"};
+    app.set_version_flag("--version", std::string("pgincr ") + version);
+    app.require_subcommand(1);
+
+    Options o;
+    auto *sync = app.add_subcommand("sync", "sync every configured table (initial, reset or "
+                                            "incremental), then POST the webhook");
+    add_common(*sync, o);
+    sync->add_option("--table", o.tables, "sync only these tables (destination names)");
+    auto *check = app.add_subcommand("check", "connect to both servers and tell, table by table, "
+                                              "whether the setup will sync");
+    add_common(*check, o);
+    auto *status = app.add_subcommand("status", "show each table's watermark, last run and lag");
+    add_common(*status, o);
+    status->add_flag("--json", o.json, "print JSON instead of a table");
+    auto *reset = app.add_subcommand("reset", "make the next sync reload these tables whole");
+    add_common(*reset, o);
+    reset->add_option("tables", o.tables, "destination table names")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        int code = app.exit(e);
+        return code == 0 ? exit_ok : exit_config;
+    }
+    if (o.verbose)
+        log::set_min_level(log::Level::debug);
+
+    // The one top-level catch: each error type has its exit code.
+    try {
+        if (sync->parsed())
+            return runner::sync(o);
+        if (check->parsed())
+            return check::run(o);
+        if (status->parsed())
+            return status::run(o);
+        if (reset->parsed())
+            return status::reset(o);
+        return exit_config;
+    } catch (const ConfigError &e) {
+        log::error("", "{}", e.what());
+        return exit_config;
+    } catch (const LockedError &e) {
+        log::error("", "{}", e.what());
+        return exit_locked;
+    } catch (const InterruptedError &e) {
+        log::error("", "{}", e.what());
+        return exit_interrupted;
+    } catch (const std::exception &e) {
+        log::error("", "{}", e.what());
+        return exit_table_failed;
+    }
+}
+
+} // namespace pgincr::cli

@@ -1,0 +1,18 @@
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace pgincr::cli {
+
+// Options shared by every command.
+struct Options {
+    std::filesystem::path env_file = ".env";
+    std::filesystem::path config_file = "tables-config.json";
+    std::filesystem::path state_dir = "sync-state";
+    bool json = false;                // status --json
+    bool verbose = false;             // debug log lines
+    std::vector<std::string> tables;  // reset TABLE..., sync --table
+};
+
+} // namespace pgincr::cli

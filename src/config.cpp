@@ -1,0 +1,323 @@
+#include "config.hpp"
+
+#include "util/dotenv.hpp"
+#include "util/error.hpp"
+
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+extern char **environ;
+
+namespace pgincr::config {
+
+namespace {
+
+using json = nlohmann::json;
+
+const std::set<std::string> known_keys = {
+    "SOURCE_HOST",      "SOURCE_PORT",   "SOURCE_DB",       "SOURCE_USERNAME",
+    "SOURCE_PASSWORD",  "SOURCE_SCHEMA", "DEST_HOST",       "DEST_PORT",
+    "DEST_DB",          "DEST_USERNAME", "DEST_PASSWORD",   "DEST_SCHEMA",
+    "PIPELINE_NAME",    "WEBHOOK_URL",   "WEBHOOK_SECRET",  "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_ATTEMPTS", "PGINCR_FALLBACK_LOOKBACK_SECONDS",
+};
+
+// Prefixes that belong to pgincr: an unknown key with one of them is a typo.
+const std::vector<std::string> owned_prefixes = {"SOURCE_", "DEST_", "WEBHOOK_", "PGINCR_"};
+
+int parse_int(const std::string &value, const std::string &key, const std::string &origin,
+              int min, int max) {
+    try {
+        std::size_t used = 0;
+        long v = std::stol(value, &used);
+        if (used == value.size() && v >= min && v <= max)
+            return static_cast<int>(v);
+    } catch (const std::exception &) {
+    }
+    throw ConfigError(fmt::format("{}: {} must be a whole number from {} to {}, got '{}'", origin,
+                                  key, min, max, value));
+}
+
+} // namespace
+
+const char *mode_name(Mode mode) {
+    switch (mode) {
+    case Mode::incremental_deduped:
+        return "incremental-deduped";
+    case Mode::incremental_append:
+        return "incremental-append";
+    case Mode::full_refresh:
+        return "full-refresh";
+    }
+    return "?";
+}
+
+std::map<std::string, std::string> process_environment() {
+    std::map<std::string, std::string> out;
+    for (char **e = environ; e && *e; ++e) {
+        std::string entry(*e);
+        auto eq = entry.find('=');
+        if (eq != std::string::npos)
+            out[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    return out;
+}
+
+Settings load_settings(const std::filesystem::path &env_file,
+                       const std::map<std::string, std::string> &environment) {
+    const std::string origin = env_file.string();
+    auto file_values = dotenv::read(env_file, /*optional=*/true);
+    bool file_exists = std::filesystem::exists(env_file);
+
+    for (const auto &[key, value] : file_values) {
+        if (known_keys.count(key))
+            continue;
+        for (const auto &prefix : owned_prefixes)
+            if (key.rfind(prefix, 0) == 0)
+                throw ConfigError(fmt::format("{}: unknown key {}", origin, key));
+    }
+
+    // Real environment variables override the file, as in every dotenv tool.
+    auto get = [&](const std::string &key) -> std::optional<std::string> {
+        if (auto it = environment.find(key); it != environment.end())
+            return it->second;
+        if (auto it = file_values.find(key); it != file_values.end())
+            return it->second;
+        return std::nullopt;
+    };
+    auto required = [&](const std::string &key) {
+        auto v = get(key);
+        if (!v || v->empty()) {
+            if (!file_exists)
+                throw ConfigError(fmt::format(
+                    "{}: file not found, and {} is not set in the environment", origin, key));
+            throw ConfigError(fmt::format("{}: {} is missing or empty", origin, key));
+        }
+        return *v;
+    };
+    auto optional = [&](const std::string &key, const std::string &fallback) {
+        auto v = get(key);
+        return v && !v->empty() ? *v : fallback;
+    };
+
+    Settings s;
+    s.source.side = pg::Side::source;
+    s.source.read_only = true;
+    s.source.host = required("SOURCE_HOST");
+    s.source.port = optional("SOURCE_PORT", "5432");
+    s.source.dbname = required("SOURCE_DB");
+    s.source.user = required("SOURCE_USERNAME");
+    s.source.password = optional("SOURCE_PASSWORD", "");
+    s.source_schema = required("SOURCE_SCHEMA");
+
+    s.dest.side = pg::Side::dest;
+    s.dest.host = required("DEST_HOST");
+    s.dest.port = optional("DEST_PORT", "5432");
+    s.dest.dbname = required("DEST_DB");
+    s.dest.user = required("DEST_USERNAME");
+    s.dest.password = optional("DEST_PASSWORD", "");
+    s.dest_schema = optional("DEST_SCHEMA", s.source_schema);
+
+    parse_int(s.source.port, "SOURCE_PORT", origin, 1, 65535);
+    parse_int(s.dest.port, "DEST_PORT", origin, 1, 65535);
+
+    std::string cwd_name = std::filesystem::current_path().filename().string();
+    s.pipeline_name = optional("PIPELINE_NAME", cwd_name.empty() ? "pgincr" : cwd_name);
+
+    s.webhook.url = optional("WEBHOOK_URL", "");
+    s.webhook.secret = optional("WEBHOOK_SECRET", "");
+    s.webhook.timeout_seconds =
+        parse_int(optional("WEBHOOK_TIMEOUT_SECONDS", "10"), "WEBHOOK_TIMEOUT_SECONDS", origin, 1, 60);
+    s.webhook.attempts =
+        parse_int(optional("WEBHOOK_ATTEMPTS", "3"), "WEBHOOK_ATTEMPTS", origin, 1, 10);
+    s.fallback_lookback_seconds =
+        parse_int(optional("PGINCR_FALLBACK_LOOKBACK_SECONDS", "900"),
+                  "PGINCR_FALLBACK_LOOKBACK_SECONDS", origin, 0, 7 * 24 * 3600);
+    return s;
+}
+
+namespace {
+
+std::string line_col(const std::string &text, std::size_t byte) {
+    int line = 1, col = 1;
+    for (std::size_t i = 0; i < byte && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            col = 1;
+        } else {
+            ++col;
+        }
+    }
+    return fmt::format("line {}, column {}", line, col);
+}
+
+const char *json_type(const json &v) { return v.type_name(); }
+
+} // namespace
+
+std::vector<Table> parse_tables(const std::string &text, const std::string &origin) {
+    json doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::parse_error &e) {
+        // e.byte is one past the offending character.
+        std::string what = e.what();
+        auto pos = what.find("syntax error");
+        throw ConfigError(fmt::format("{}: invalid JSON at {}: {}", origin,
+                                      line_col(text, e.byte ? e.byte - 1 : 0),
+                                      pos == std::string::npos ? what : what.substr(pos)));
+    }
+    if (!doc.is_array())
+        throw ConfigError(fmt::format("{}: expected a JSON array of tables, got {}", origin,
+                                      json_type(doc)));
+    if (doc.empty())
+        throw ConfigError(fmt::format("{}: the array is empty; list at least one table", origin));
+
+    std::vector<Table> tables;
+    std::set<std::string> destinations;
+    int entry = 0;
+    for (const auto &item : doc) {
+        ++entry;
+        std::string where = fmt::format("{}: entry {}", origin, entry);
+        if (!item.is_object())
+            throw ConfigError(fmt::format("{}: expected an object, got {}", where, json_type(item)));
+        if (item.contains("name") && item["name"].is_string())
+            where += fmt::format(" (\"{}\")", item["name"].get<std::string>());
+        auto fail = [&](const std::string &key, const std::string &msg) {
+            return ConfigError(fmt::format("{}: key \"{}\": {}", where, key, msg));
+        };
+        auto get_string = [&](const std::string &key) -> std::optional<std::string> {
+            if (!item.contains(key))
+                return std::nullopt;
+            const auto &v = item[key];
+            if (!v.is_string())
+                throw fail(key, fmt::format("expected a string, got {}", json_type(v)));
+            if (v.get<std::string>().empty())
+                throw fail(key, "must not be empty");
+            return v.get<std::string>();
+        };
+
+        static const std::set<std::string> allowed = {
+            "name",   "replication_key", "unique_cols",      "mode",
+            "destination", "filter",     "lookback_seconds", "indexes"};
+        for (const auto &[key, _] : item.items())
+            if (!allowed.count(key))
+                throw ConfigError(fmt::format("{}: unknown key \"{}\" (known keys: name, "
+                                              "replication_key, unique_cols, mode, destination, "
+                                              "filter, lookback_seconds, indexes)",
+                                              where, key));
+
+        Table t;
+        t.entry = entry;
+        auto name = get_string("name");
+        if (!name)
+            throw fail("name", "is missing");
+        t.name = *name;
+        t.destination = get_string("destination").value_or(t.name);
+
+        if (auto mode = get_string("mode")) {
+            if (*mode == "incremental-deduped")
+                t.mode = Mode::incremental_deduped;
+            else if (*mode == "incremental-append")
+                t.mode = Mode::incremental_append;
+            else if (*mode == "full-refresh")
+                t.mode = Mode::full_refresh;
+            else
+                throw fail("mode", fmt::format("'{}' is not one of incremental-deduped, "
+                                               "incremental-append, full-refresh",
+                                               *mode));
+        }
+
+        auto key = get_string("replication_key");
+        if (!key && t.mode != Mode::full_refresh)
+            throw fail("replication_key", "is missing (only full-refresh tables may omit it)");
+        t.replication_key = key.value_or("");
+
+        if (item.contains("unique_cols")) {
+            const auto &cols = item["unique_cols"];
+            if (!cols.is_array())
+                throw fail("unique_cols",
+                           fmt::format("expected an array of column names, got {}", json_type(cols)));
+            if (cols.empty())
+                throw fail("unique_cols", "must list at least one column (or be omitted to use "
+                                          "the source's primary key)");
+            std::set<std::string> seen;
+            for (const auto &c : cols) {
+                if (!c.is_string() || c.get<std::string>().empty())
+                    throw fail("unique_cols", "every element must be a non-empty string");
+                if (!seen.insert(c.get<std::string>()).second)
+                    throw fail("unique_cols",
+                               fmt::format("column \"{}\" is listed twice", c.get<std::string>()));
+                t.unique_cols.push_back(c.get<std::string>());
+            }
+        }
+
+        if (item.contains("lookback_seconds")) {
+            const auto &v = item["lookback_seconds"];
+            if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 31536000)
+                throw fail("lookback_seconds", "expected a whole number of seconds from 0 to "
+                                               "31536000");
+            t.lookback_seconds = v.get<int>();
+        }
+
+        if (auto idx = get_string("indexes")) {
+            if (*idx == "unique")
+                t.indexes = Indexes::unique;
+            else if (*idx == "all")
+                t.indexes = Indexes::all;
+            else
+                throw fail("indexes", fmt::format("'{}' is not one of unique, all", *idx));
+        }
+
+        if (item.contains("filter")) {
+            const auto &f = item["filter"];
+            if (!f.is_object())
+                throw fail("filter", "expected an object {\"where\": \"...\", \"params\": [...]}");
+            for (const auto &[k, _] : f.items())
+                if (k != "where" && k != "params")
+                    throw fail("filter", fmt::format("unknown key \"{}\" (known: where, params)", k));
+            if (!f.contains("where") || !f["where"].is_string() ||
+                f["where"].get<std::string>().empty())
+                throw fail("filter", "\"where\" must be a non-empty string");
+            Filter filter;
+            filter.where = f["where"].get<std::string>();
+            if (f.contains("params")) {
+                if (!f["params"].is_array())
+                    throw fail("filter", "\"params\" must be an array");
+                for (const auto &p : f["params"]) {
+                    if (p.is_string())
+                        filter.params.push_back(p.get<std::string>());
+                    else if (p.is_number() || p.is_boolean())
+                        filter.params.push_back(p.dump());
+                    else
+                        throw fail("filter", "\"params\" elements must be strings, numbers or "
+                                             "booleans");
+                }
+            }
+            t.filter = std::move(filter);
+        }
+
+        if (!destinations.insert(t.destination).second)
+            throw ConfigError(fmt::format(
+                "{}: destination table \"{}\" is already used by an earlier entry; give one of "
+                "them a different \"destination\"",
+                where, t.destination));
+        tables.push_back(std::move(t));
+    }
+    return tables;
+}
+
+std::vector<Table> load_tables(const std::filesystem::path &file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    return parse_tables(buf.str(), file.string());
+}
+
+} // namespace pgincr::config

@@ -1,0 +1,68 @@
+#pragma once
+// pgincr's configuration, parsed once into typed structs: the .env keys of the
+// incremental-replication tool (plus pgincr's own) and its tables-config.json array.
+#include "pg/connection.hpp"
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pgincr::config {
+
+enum class Mode { incremental_deduped, incremental_append, full_refresh };
+const char *mode_name(Mode mode);
+
+enum class Indexes { unique, all };
+
+struct Filter {
+    std::string where;               // trusted SQL predicate on the source table
+    std::vector<std::string> params; // bound to $1, $2 ... by libpq
+};
+
+struct Table {
+    int entry = 0;                       // 1-based position in tables-config.json
+    std::string name;                    // source table in SOURCE_SCHEMA
+    std::string destination;             // destination table in DEST_SCHEMA
+    std::string replication_key;         // empty only for full-refresh
+    std::vector<std::string> unique_cols; // empty: use the source's primary key
+    Mode mode = Mode::incremental_deduped;
+    std::optional<Filter> filter;
+    int lookback_seconds = 0;
+    Indexes indexes = Indexes::unique;
+};
+
+struct Webhook {
+    std::string url; // empty: no webhook
+    std::string secret;
+    int timeout_seconds = 10;
+    int attempts = 3;
+};
+
+struct Settings {
+    pg::ConnInfo source;
+    pg::ConnInfo dest;
+    std::string source_schema;
+    std::string dest_schema;
+    std::string pipeline_name;
+    Webhook webhook;
+    // Used when the source role cannot see other sessions' transactions.
+    int fallback_lookback_seconds = 900;
+};
+
+// Reads `env_file` (optional when every key comes from the environment), lets real
+// environment variables override it, applies defaults, and validates. Throws
+// ConfigError naming the file and the key.
+Settings load_settings(const std::filesystem::path &env_file,
+                       const std::map<std::string, std::string> &environment);
+
+// The process environment as a map (for load_settings).
+std::map<std::string, std::string> process_environment();
+
+// Parses tables-config.json. Throws ConfigError naming the file, the entry and the key;
+// invalid JSON is reported with line and column.
+std::vector<Table> parse_tables(const std::string &json_text, const std::string &origin);
+std::vector<Table> load_tables(const std::filesystem::path &file);
+
+} // namespace pgincr::config

@@ -1,0 +1,244 @@
+#include "pg/connection.hpp"
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace pgincr::pg {
+
+namespace {
+
+// Slots of prepared PGcancel objects for the signal handler. A slot is claimed with
+// a compare-exchange so that the handler never sees a half-built object.
+constexpr int cancel_slots = 32;
+std::array<std::atomic<PGcancel *>, cancel_slots> cancels{};
+
+int register_cancel(PGconn *conn) {
+    PGcancel *cancel = PQgetCancel(conn);
+    if (!cancel)
+        return -1;
+    for (int i = 0; i < cancel_slots; ++i) {
+        PGcancel *expected = nullptr;
+        if (cancels[i].compare_exchange_strong(expected, cancel))
+            return i;
+    }
+    PQfreeCancel(cancel);
+    return -1;
+}
+
+void unregister_cancel(int slot) {
+    if (slot < 0)
+        return;
+    if (PGcancel *cancel = cancels[slot].exchange(nullptr))
+        PQfreeCancel(cancel);
+}
+
+const char *status_name(ExecStatusType status) { return PQresStatus(status); }
+
+} // namespace
+
+void cancel_all_from_signal_handler() {
+    char errbuf[256];
+    for (auto &slot : cancels) {
+        if (PGcancel *cancel = slot.load())
+            PQcancel(cancel, errbuf, sizeof errbuf);
+    }
+}
+
+std::string ConnInfo::describe() const {
+    return fmt::format("{}@{}:{}/{}", user.empty() ? "(default user)" : user,
+                       host.empty() ? "(default host)" : host, port.empty() ? "5432" : port,
+                       dbname);
+}
+
+std::string_view Result::text(int row, int col) const {
+    return {PQgetvalue(res_.get(), row, col),
+            static_cast<std::size_t>(PQgetlength(res_.get(), row, col))};
+}
+
+std::optional<std::string> Result::optional(int row, int col) const {
+    if (is_null(row, col))
+        return std::nullopt;
+    return std::string(text(row, col));
+}
+
+std::int64_t Result::integer(int row, int col) const {
+    auto s = text(row, col);
+    std::int64_t value = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc() || ptr != s.data() + s.size())
+        throw Error(fmt::format("expected an integer from the server, got '{}'", s));
+    return value;
+}
+
+std::int64_t Result::affected_rows() const {
+    const char *tuples = PQcmdTuples(res_.get());
+    if (!tuples || !*tuples)
+        return 0;
+    return std::strtoll(tuples, nullptr, 10);
+}
+
+Connection::Connection(const ConnInfo &info) : side_(info.side), info_(info) {
+    // Only the keys the user set are passed, so that libpq's own environment
+    // variables (PGSSLMODE, PGPASSFILE, PGCONNECT_TIMEOUT ...) keep working for the rest.
+    std::vector<const char *> keys;
+    std::vector<const char *> values;
+    auto add = [&](const char *key, const std::string &value) {
+        if (!value.empty()) {
+            keys.push_back(key);
+            values.push_back(value.c_str());
+        }
+    };
+    add("host", info.host);
+    add("port", info.port);
+    add("dbname", info.dbname);
+    add("user", info.user);
+    add("password", info.password);
+    keys.push_back("application_name");
+    values.push_back("pgincr");
+    // Dead peers are noticed within a few minutes instead of the kernel's two hours.
+    keys.push_back("keepalives_idle");
+    values.push_back("60");
+    std::string connect_timeout = std::getenv("PGCONNECT_TIMEOUT") ? "" : "10";
+    add("connect_timeout", connect_timeout);
+    // The source session can never write, whatever the role may do; DateStyle is
+    // pinned because watermarks are stored as the server prints them.
+    std::string options = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3";
+    if (info.read_only)
+        options += " -c default_transaction_read_only=on";
+    keys.push_back("options");
+    values.push_back(options.c_str());
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+
+    conn_.reset(PQconnectdbParams(keys.data(), values.data(), 0));
+    if (!conn_)
+        throw ConnectionError(side_, "", "out of memory while connecting");
+    if (PQstatus(conn_.get()) != CONNECTION_OK) {
+        std::string message = PQerrorMessage(conn_.get());
+        while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+            message.pop_back();
+        // libpq's message never includes the password; the context names the target.
+        throw ConnectionError(side_, "08001",
+                              fmt::format("cannot connect to {}: {}", info.describe(), message));
+    }
+    cancel_slot_ = register_cancel(conn_.get());
+}
+
+Connection::~Connection() { unregister_cancel(cancel_slot_); }
+
+void Connection::throw_error(std::string_view statement) const {
+    std::string message = PQerrorMessage(conn_.get());
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+        message.pop_back();
+    std::string sqlstate = PQstatus(conn_.get()) == CONNECTION_BAD ? "08006" : "";
+    throw PgError(side_, sqlstate, message, std::string(statement));
+}
+
+void Connection::throw_result_error(const PGresult *res, std::string_view statement) const {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    std::string message = primary ? primary : PQresultErrorMessage(res);
+    if (message.empty())
+        message = PQerrorMessage(conn_.get());
+    while (!message.empty() && message.back() == '\n')
+        message.pop_back();
+    if (detail)
+        message += fmt::format(" ({})", detail);
+    throw PgError(side_, state ? state : "", message, std::string(statement));
+}
+
+Result Connection::exec(std::string_view sql, Expect expect) { return exec(sql, {}, expect); }
+
+Result Connection::exec(std::string_view sql, const Params &params, Expect expect) {
+    std::string statement(sql);
+    std::vector<const char *> values;
+    values.reserve(params.size());
+    for (const auto &p : params)
+        values.push_back(p ? p->c_str() : nullptr);
+    if (!PQsendQueryParams(conn_.get(), statement.c_str(), static_cast<int>(values.size()),
+                           nullptr, values.data(), nullptr, nullptr, 0))
+        throw_error(statement);
+
+    // Drain every result, keeping the first error (pgBackRest pgClientQuery).
+    Result first;
+    Result error;
+    while (PGresult *raw = PQgetResult(conn_.get())) {
+        Result res(raw);
+        auto status = PQresultStatus(raw);
+        if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) {
+            if (!error.get())
+                error = std::move(res);
+        } else if (!first.get()) {
+            first = std::move(res);
+        }
+    }
+    if (error.get())
+        throw_result_error(error.get(), statement);
+    if (!first.get())
+        throw_error(statement);
+
+    auto status = PQresultStatus(first.get());
+    auto wrong = [&](std::string_view what) {
+        throw PgError(side_, "", fmt::format("expected {}, got {} with {} row(s)", what,
+                                             status_name(status), first.rows()),
+                      statement);
+    };
+    switch (expect) {
+    case Expect::command:
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+            wrong("a command");
+        break;
+    case Expect::rows:
+        if (status != PGRES_TUPLES_OK)
+            wrong("rows");
+        break;
+    case Expect::one_row:
+        if (status != PGRES_TUPLES_OK || first.rows() != 1)
+            wrong("one row");
+        break;
+    case Expect::value:
+        if (status != PGRES_TUPLES_OK || first.rows() != 1 || first.columns() != 1)
+            wrong("one value");
+        break;
+    }
+    return first;
+}
+
+std::string Connection::quote_ident(std::string_view name) const {
+    char *escaped = PQescapeIdentifier(conn_.get(), name.data(), name.size());
+    if (!escaped)
+        throw_error("PQescapeIdentifier");
+    std::string out(escaped);
+    PQfreemem(escaped);
+    return out;
+}
+
+std::string Connection::qualified(std::string_view schema, std::string_view name) const {
+    return quote_ident(schema) + "." + quote_ident(name);
+}
+
+Transaction::Transaction(Connection &conn, std::string_view begin_sql) : conn_(conn) {
+    conn_.exec(begin_sql);
+}
+
+Transaction::~Transaction() {
+    if (!open_)
+        return;
+    try {
+        // A broken connection cannot roll back; the server does it when it notices.
+        if (PQstatus(conn_.get()) == CONNECTION_OK)
+            conn_.exec("ROLLBACK");
+    } catch (...) {
+    }
+}
+
+void Transaction::commit() {
+    open_ = false;
+    conn_.exec("COMMIT");
+}
+
+} // namespace pgincr::pg

@@ -1,0 +1,125 @@
+#pragma once
+// Move-only RAII wrappers around libpq (after libpqxx's connection/result): a
+// Connection owns its PGconn, a Result its PGresult, a Transaction rolls back unless
+// committed. Every query goes through Connection::exec, which checks the result
+// shape, drains PQgetResult, and throws PgError with SQLSTATE and statement.
+#include "pg/error.hpp"
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgincr::pg {
+
+// Everything needed to open one session. The password is handed to libpq as a
+// parameter and is never printed: describe() leaves it out.
+struct ConnInfo {
+    Side side = Side::source;
+    std::string host;
+    std::string port;
+    std::string dbname;
+    std::string user;
+    std::string password; // empty: libpq falls back to PGPASSWORD / PGPASSFILE
+    bool read_only = false; // sets default_transaction_read_only = on (pgincr's source)
+    std::string describe() const; // "user@host:port/db", no password
+};
+
+// What the caller expects back from a statement.
+enum class Expect {
+    command, // no rows (PGRES_COMMAND_OK)
+    rows,    // any number of rows
+    one_row, // exactly one row
+    value,   // exactly one row with one column
+};
+
+class Result {
+  public:
+    Result() = default;
+    explicit Result(PGresult *res) : res_(res) {}
+    Result(Result &&) noexcept = default;
+    Result &operator=(Result &&) noexcept = default;
+
+    PGresult *get() const { return res_.get(); }
+    int rows() const { return res_ ? PQntuples(res_.get()) : 0; }
+    int columns() const { return res_ ? PQnfields(res_.get()) : 0; }
+    bool is_null(int row, int col) const { return PQgetisnull(res_.get(), row, col) != 0; }
+    std::string_view text(int row, int col) const;
+    std::optional<std::string> optional(int row, int col) const;
+    bool boolean(int row, int col) const { return text(row, col) == "t"; }
+    std::int64_t integer(int row, int col) const;
+    std::int64_t affected_rows() const; // from the command tag, e.g. "INSERT 0 5"
+
+  private:
+    struct Clear {
+        void operator()(PGresult *r) const noexcept { PQclear(r); }
+    };
+    std::unique_ptr<PGresult, Clear> res_;
+};
+
+using Params = std::vector<std::optional<std::string>>;
+
+class Connection {
+  public:
+    // Opens the session and sets it up the same way every time (application_name,
+    // DateStyle, and on the source default_transaction_read_only = on).
+    explicit Connection(const ConnInfo &info);
+    ~Connection();
+    // Not movable: the cancel slot registered for the signal handler is tied to this object.
+    Connection(Connection &&) = delete;
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    PGconn *get() const { return conn_.get(); }
+    Side side() const { return side_; }
+    const ConnInfo &info() const { return info_; }
+
+    Result exec(std::string_view sql, Expect expect = Expect::command);
+    Result exec(std::string_view sql, const Params &params, Expect expect);
+
+    // Identifier quoting by libpq (PQescapeIdentifier), never by hand.
+    std::string quote_ident(std::string_view name) const;
+    // "schema"."table"
+    std::string qualified(std::string_view schema, std::string_view name) const;
+
+    // Turns the current libpq error (no PGresult) into a PgError.
+    [[noreturn]] void throw_error(std::string_view statement) const;
+    [[noreturn]] void throw_result_error(const PGresult *res, std::string_view statement) const;
+
+    int server_version() const { return PQserverVersion(conn_.get()); }
+
+  private:
+    struct Finish {
+        void operator()(PGconn *c) const noexcept { PQfinish(c); }
+    };
+    std::unique_ptr<PGconn, Finish> conn_;
+    Side side_ = Side::source;
+    ConnInfo info_;
+    int cancel_slot_ = -1;
+};
+
+// BEGIN on construction, ROLLBACK on destruction unless commit() was called.
+class Transaction {
+  public:
+    Transaction(Connection &conn, std::string_view begin_sql = "BEGIN");
+    ~Transaction();
+    Transaction(const Transaction &) = delete;
+    Transaction &operator=(const Transaction &) = delete;
+
+    void commit();
+    bool open() const { return open_; }
+
+  private:
+    Connection &conn_;
+    bool open_ = true;
+};
+
+// Cancels every open connection's running query. Async-signal-safe: it only calls
+// PQcancel on objects prepared in advance.
+void cancel_all_from_signal_handler();
+
+} // namespace pgincr::pg

@@ -1,0 +1,4 @@
+#include "runner.hpp"
+namespace pgincr::runner {
+int sync(const cli::Options &) { return 1; }
+}

@@ -1,0 +1,28 @@
+#include "summary.hpp"
+
+namespace pgincr {
+
+const char *sync_mode_name(SyncMode mode) {
+    switch (mode) {
+    case SyncMode::initial:
+        return "initial";
+    case SyncMode::incremental:
+        return "incremental";
+    case SyncMode::reset:
+        return "reset";
+    case SyncMode::skipped:
+        return "skipped";
+    }
+    return "?";
+}
+
+std::string RunSummary::status() const {
+    std::size_t ok = 0;
+    for (const auto &t : tables)
+        ok += t.ok ? 1 : 0;
+    if (!interrupted && ok == tables.size())
+        return "succeeded";
+    return ok == 0 ? "failed" : "partial";
+}
+
+} // namespace pgincr

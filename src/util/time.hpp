@@ -1,0 +1,11 @@
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace pgincr::timeutil {
+// "2026-01-01T00:00:00Z" (seconds) or with milliseconds: "2026-01-01T00:00:00.123Z".
+std::string iso_utc(std::chrono::system_clock::time_point t, bool millis = false);
+std::int64_t ms_between(std::chrono::steady_clock::time_point a,
+                        std::chrono::steady_clock::time_point b);
+} // namespace pgincr::timeutil

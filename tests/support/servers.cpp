@@ -1,0 +1,156 @@
+#include "support/servers.hpp"
+
+#include <boost/process.hpp>
+#include <cstdlib>
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+namespace bp = boost::process;
+
+namespace pgincr::test {
+
+std::string env_or_fail(const char *name) {
+    const char *v = std::getenv(name);
+    if (!v || !*v) {
+        std::string msg =
+            fmt::format("{} is not set: run the suite through scripts/test, which starts the "
+                        "test servers",
+                        name);
+        FAIL(msg);
+    }
+    return v;
+}
+
+pg::ConnInfo admin_info(pg::Side side, const std::string &db) {
+    pg::ConnInfo info;
+    info.side = side;
+    info.host = env_or_fail("PGINCR_TEST_HOST");
+    info.port = env_or_fail(side == pg::Side::source ? "PGINCR_TEST_SRC_PORT" : "PGINCR_TEST_DST_PORT");
+    info.dbname = db;
+    info.user = "postgres";
+    info.password = env_or_fail("PGINCR_TEST_PASSWORD");
+    return info;
+}
+
+std::unique_ptr<pg::Connection> admin(pg::Side side, const std::string &db) {
+    return std::make_unique<pg::Connection>(admin_info(side, db));
+}
+
+TestDatabases::TestDatabases(const std::string &name) : name_(name) {
+    for (auto side : {pg::Side::source, pg::Side::dest}) {
+        auto conn = admin(side);
+        conn->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn->quote_ident(name_)));
+        conn->exec(fmt::format("CREATE DATABASE {}", conn->quote_ident(name_)));
+    }
+    src_ = admin(pg::Side::source, name_);
+    dst_ = admin(pg::Side::dest, name_);
+}
+
+TestDatabases::~TestDatabases() {
+    src_.reset();
+    dst_.reset();
+    try {
+        for (auto side : {pg::Side::source, pg::Side::dest}) {
+            auto conn = admin(side);
+            conn->exec(
+                fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn->quote_ident(name_)));
+        }
+    } catch (...) {
+    }
+}
+
+pg::ConnInfo TestDatabases::source_info() const {
+    auto info = admin_info(pg::Side::source, name_);
+    info.read_only = true;
+    return info;
+}
+
+pg::ConnInfo TestDatabases::dest_info() const { return admin_info(pg::Side::dest, name_); }
+
+TableDigest digest(pg::Connection &conn, const std::string &qualified_table) {
+    auto res = conn.exec(fmt::format("SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' "
+                                     "ORDER BY t::text COLLATE \"C\")), '') FROM {} t",
+                                     qualified_table),
+                         pg::Expect::one_row);
+    return {res.integer(0, 0), std::string(res.text(0, 1))};
+}
+
+std::string scalar(pg::Connection &conn, const std::string &sql) {
+    auto res = conn.exec(sql, pg::Expect::value);
+    return res.is_null(0, 0) ? "" : std::string(res.text(0, 0));
+}
+
+RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
+                     const std::map<std::string, std::string> &extra_env) {
+    auto env = boost::this_process::environment();
+    bp::environment child_env = env;
+    // A test must not pick up the developer's own libpq settings.
+    for (const char *k : {"PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGTZ"})
+        child_env.erase(k);
+    for (const auto &[k, v] : extra_env)
+        child_env[k] = v;
+    bp::ipstream out, err;
+    RunResult r;
+    std::string bin = env_or_fail("PGINCR_TEST_BIN");
+    bp::child child(bin, bp::args(args), bp::start_dir(dir.string()), bp::std_out > out,
+                    bp::std_err > err, bp::std_in < bp::null, child_env);
+    // Read both pipes concurrently so a full pipe cannot deadlock the child.
+    std::thread err_reader([&] {
+        std::ostringstream s;
+        s << err.rdbuf();
+        r.err = s.str();
+    });
+    std::ostringstream s;
+    s << out.rdbuf();
+    r.out = s.str();
+    err_reader.join();
+    child.wait();
+    r.exit_code = child.exit_code();
+    return r;
+}
+
+WorkDir::WorkDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "pgincr-test.XXXXXX").string();
+    if (!mkdtemp(tmpl.data()))
+        FAIL("mkdtemp failed");
+    path_ = tmpl;
+}
+
+WorkDir::~WorkDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+void WorkDir::write(const std::string &file, const std::string &content) const {
+    std::filesystem::create_directories((path_ / file).parent_path());
+    std::ofstream(path_ / file, std::ios::binary) << content;
+}
+
+std::string WorkDir::read(const std::string &file) const {
+    std::ifstream in(path_ / file, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void WorkDir::write_env(const TestDatabases &dbs, const std::string &source_schema,
+                        const std::string &dest_schema, const std::string &extra) const {
+    auto src = dbs.source_info();
+    auto dst = dbs.dest_info();
+    std::string text = fmt::format(
+        "SOURCE_HOST={}\nSOURCE_PORT={}\nSOURCE_DB={}\nSOURCE_USERNAME={}\nSOURCE_PASSWORD={}\n"
+        "SOURCE_SCHEMA={}\nDEST_HOST={}\nDEST_PORT={}\nDEST_DB={}\nDEST_USERNAME={}\n"
+        "DEST_PASSWORD={}\n",
+        src.host, src.port, src.dbname, src.user, src.password, source_schema, dst.host, dst.port,
+        dst.dbname, dst.user, dst.password);
+    if (!dest_schema.empty())
+        text += fmt::format("DEST_SCHEMA={}\n", dest_schema);
+    text += extra;
+    write(".env", text);
+}
+
+} // namespace pgincr::test

@@ -1,0 +1,80 @@
+#pragma once
+// Access to the two throwaway clusters that scripts/test starts. Connection details
+// come from PGINCR_TEST_* environment variables; without them the integration and
+// CLI suites fail loudly instead of skipping.
+#include "pg/connection.hpp"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pgincr::test {
+
+std::string env_or_fail(const char *name);
+
+// Superuser sessions (not read-only) for setting up data on either server.
+pg::ConnInfo admin_info(pg::Side side, const std::string &db = "postgres");
+std::unique_ptr<pg::Connection> admin(pg::Side side, const std::string &db = "postgres");
+
+// A fresh database on both servers, named after the test, dropped by the destructor.
+// Isolates tests from each other without restarting the clusters.
+class TestDatabases {
+  public:
+    explicit TestDatabases(const std::string &name);
+    ~TestDatabases();
+    const std::string &name() const { return name_; }
+    pg::Connection &src() { return *src_; }
+    pg::Connection &dst() { return *dst_; }
+    // pgincr's own view of the servers: the source is read-only.
+    pg::ConnInfo source_info() const;
+    pg::ConnInfo dest_info() const;
+
+  private:
+    std::string name_;
+    std::unique_ptr<pg::Connection> src_;
+    std::unique_ptr<pg::Connection> dst_;
+};
+
+// count(*) and an order-independent checksum of every row's text form.
+struct TableDigest {
+    long long rows = 0;
+    std::string md5;
+    bool operator==(const TableDigest &) const = default;
+};
+TableDigest digest(pg::Connection &conn, const std::string &qualified_table);
+
+std::string scalar(pg::Connection &conn, const std::string &sql);
+
+// Runs build/pgincr (PGINCR_TEST_BIN) in `dir` with `args`, capturing everything.
+struct RunResult {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+    std::string all() const { return out + err; }
+};
+RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
+                     const std::map<std::string, std::string> &extra_env = {});
+
+// A temporary working directory, as a user would clone one per schema.
+class WorkDir {
+  public:
+    WorkDir();
+    ~WorkDir();
+    const std::filesystem::path &path() const { return path_; }
+    void write(const std::string &file, const std::string &content) const;
+    std::string read(const std::string &file) const;
+    // .env for the given databases and schemas, with the test password.
+    void write_env(const TestDatabases &dbs, const std::string &source_schema,
+                   const std::string &dest_schema = "", const std::string &extra = "") const;
+    RunResult run(const std::vector<std::string> &args,
+                  const std::map<std::string, std::string> &extra_env = {}) const {
+        return run_pgincr(path_, args, extra_env);
+    }
+
+  private:
+    std::filesystem::path path_;
+};
+
+} // namespace pgincr::test

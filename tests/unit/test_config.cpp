@@ -1,0 +1,182 @@
+#include "config.hpp"
+#include "util/dotenv.hpp"
+#include "util/error.hpp"
+
+#include <doctest/doctest.h>
+#include <filesystem>
+#include <fstream>
+
+using namespace pgincr;
+
+namespace {
+bool has(const std::string &text, const std::string &part) {
+    if (text.find(part) != std::string::npos)
+        return true;
+    MESSAGE("'" << text << "' does not contain '" << part << "'");
+    return false;
+}
+
+std::filesystem::path write_temp(const std::string &name, const std::string &content) {
+    auto dir = std::filesystem::temp_directory_path() / "pgincr-unit";
+    std::filesystem::create_directories(dir);
+    auto path = dir / name;
+    std::ofstream(path) << content;
+    return path;
+}
+
+const char *old_tool_env = R"(SOURCE_HOST=src.example.com
+SOURCE_USERNAME=reader
+SOURCE_PASSWORD=s3cret
+SOURCE_DB=app
+SOURCE_PORT=5433
+SOURCE_SCHEMA=public
+DEST_HOST=dw.example.com
+DEST_USERNAME=writer
+DEST_PASSWORD=other
+DEST_DB=warehouse
+DEST_PORT=5432
+DEST_SCHEMA=public
+PIPELINE_NAME=app-public
+WEBHOOK_URL=https://hooks.example.com/x
+)";
+} // namespace
+
+TEST_CASE("dotenv: comments, quotes, export prefix and blanks around '='") {
+    auto v = dotenv::parse("# comment\n\nexport A = 1\nB=\"two words\" # note\nC='lit\\n'\n"
+                           "D=plain # trailing\nE=\"esc\\\"aped\"\nF=\n",
+                           "x.env");
+    CHECK(v.at("A") == "1");
+    CHECK(v.at("B") == "two words");
+    CHECK(v.at("C") == "lit\\n");
+    CHECK(v.at("D") == "plain");
+    CHECK(v.at("E") == "esc\"aped");
+    CHECK(v.at("F") == "");
+}
+
+TEST_CASE("dotenv: a malformed line names the file and line") {
+    CHECK_THROWS_WITH_AS(dotenv::parse("A=1\nnot a pair\n", "my.env"),
+                         "my.env:2: expected KEY=value", ConfigError);
+    CHECK_THROWS_WITH_AS(dotenv::parse("A=\"open\n", "my.env"),
+                         doctest::Contains("my.env:1: unterminated quote"), ConfigError);
+}
+
+TEST_CASE("config: the old tool's .env loads unchanged") {
+    auto path = write_temp("old.env", old_tool_env);
+    auto s = config::load_settings(path, {});
+    CHECK(s.source.host == "src.example.com");
+    CHECK(s.source.port == "5433");
+    CHECK(s.source.user == "reader");
+    CHECK(s.source.password == "s3cret");
+    CHECK(s.source.read_only);
+    CHECK_FALSE(s.dest.read_only);
+    CHECK(s.dest.dbname == "warehouse");
+    CHECK(s.source_schema == "public");
+    CHECK(s.dest_schema == "public");
+    CHECK(s.pipeline_name == "app-public");
+    CHECK(s.webhook.url == "https://hooks.example.com/x");
+}
+
+TEST_CASE("config: defaults") {
+    auto path = write_temp("min.env", "SOURCE_HOST=a\nSOURCE_DB=b\nSOURCE_USERNAME=c\n"
+                                      "SOURCE_SCHEMA=sales\nDEST_HOST=d\nDEST_DB=e\n"
+                                      "DEST_USERNAME=f\n");
+    auto s = config::load_settings(path, {});
+    CHECK(s.source.port == "5432");
+    CHECK(s.dest.port == "5432");
+    CHECK(s.dest_schema == "sales");
+    CHECK(s.pipeline_name == std::filesystem::current_path().filename().string());
+    CHECK(s.webhook.url.empty());
+    CHECK(s.webhook.timeout_seconds == 10);
+    CHECK(s.webhook.attempts == 3);
+    CHECK(s.fallback_lookback_seconds == 900);
+    CHECK(s.source.password.empty());
+}
+
+TEST_CASE("config: the environment overrides .env") {
+    auto path = write_temp("over.env", old_tool_env);
+    auto s = config::load_settings(path, {{"SOURCE_HOST", "override"}, {"DEST_SCHEMA", "dw"}});
+    CHECK(s.source.host == "override");
+    CHECK(s.dest_schema == "dw");
+}
+
+TEST_CASE("config: a missing key, an unknown key and a bad number name the file and key") {
+    auto missing = write_temp("missing.env", "SOURCE_HOST=a\n");
+    CHECK_THROWS_WITH_AS(config::load_settings(missing, {}),
+                         doctest::Contains("missing.env: SOURCE_DB is missing"), ConfigError);
+    auto typo = write_temp("typo.env", std::string(old_tool_env) + "SOURCE_PASWORD=x\n");
+    CHECK_THROWS_WITH_AS(config::load_settings(typo, {}),
+                         doctest::Contains("typo.env: unknown key SOURCE_PASWORD"), ConfigError);
+    auto port = write_temp("port.env", std::string(old_tool_env) + "DEST_PORT=54x\n");
+    CHECK_THROWS_WITH_AS(config::load_settings(port, {}), doctest::Contains("DEST_PORT"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(config::load_settings("/nonexistent/.env", {}),
+                         doctest::Contains("/nonexistent/.env: file not found"), ConfigError);
+}
+
+TEST_CASE("tables-config: the old tool's array loads unchanged") {
+    auto t = config::parse_tables(
+        R"([{"name": "orders", "replication_key": "updated_at", "unique_cols": ["id"]},
+            {"name": "order_items", "replication_key": "updated_at", "unique_cols": ["order_id", "line"]}])",
+        "tables-config.json");
+    REQUIRE(t.size() == 2);
+    CHECK(t[0].name == "orders");
+    CHECK(t[0].destination == "orders");
+    CHECK(t[0].replication_key == "updated_at");
+    CHECK(t[0].unique_cols == std::vector<std::string>{"id"});
+    CHECK(t[0].mode == config::Mode::incremental_deduped);
+    CHECK(t[0].indexes == config::Indexes::unique);
+    CHECK(t[0].lookback_seconds == 0);
+    CHECK_FALSE(t[0].filter);
+    CHECK(t[1].unique_cols == std::vector<std::string>{"order_id", "line"});
+    CHECK(t[1].entry == 2);
+}
+
+TEST_CASE("tables-config: unique_cols may be omitted; options parse") {
+    auto t = config::parse_tables(
+        R"([{"name": "a", "replication_key": "k", "mode": "incremental-append",
+             "destination": "a_eu", "lookback_seconds": 30, "indexes": "all",
+             "filter": {"where": "region = $1", "params": ["EU", 3]}},
+            {"name": "b", "mode": "full-refresh"}])",
+        "t.json");
+    CHECK(t[0].unique_cols.empty());
+    CHECK(t[0].mode == config::Mode::incremental_append);
+    CHECK(t[0].destination == "a_eu");
+    CHECK(t[0].lookback_seconds == 30);
+    CHECK(t[0].indexes == config::Indexes::all);
+    REQUIRE(t[0].filter);
+    CHECK(t[0].filter->params == std::vector<std::string>{"EU", "3"});
+    CHECK(t[1].replication_key.empty());
+}
+
+TEST_CASE("tables-config: bad input names the file, the entry and the key") {
+    auto bad = [](const std::string &text) {
+        try {
+            config::parse_tables(text, "tables-config.json");
+        } catch (const ConfigError &e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": []}])"), "tables-config.json: entry 1 (\"o\"): key \"unique_cols\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "uniq": ["id"]}])"), "entry 1 (\"o\"): unknown key \"uniq\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": 5}])"), "key \"replication_key\": expected a string, got number"));
+    CHECK(has(bad(R"([{"name": "o"}])"), "key \"replication_key\": is missing"));
+    CHECK(has(bad(R"([{"replication_key": "u"}])"), "entry 1: key \"name\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u"}, {"name": "o", "replication_key": "u"}])"), "entry 2 (\"o\"): destination table \"o\" is already used"));
+    CHECK(has(bad(R"({"name": "o"})"), "expected a JSON array"));
+    CHECK(has(bad(R"([])"), "empty"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "cdc"}])"), "key \"mode\": 'cdc' is not one of"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lookback_seconds": -1}])"), "key \"lookback_seconds\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "indexes": "some"}])"), "key \"indexes\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "filter": {"where": ""}}])"), "key \"filter\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": ["id", "id"]}])"), "listed twice"));
+}
+
+TEST_CASE("tables-config: invalid JSON reports line and column") {
+    try {
+        config::parse_tables("[\n  {\"name\": \"o\",\n   \"replication_key\" \"u\"}\n]", "t.json");
+        FAIL("no error");
+    } catch (const ConfigError &e) {
+        CHECK(has(e.what(), "t.json: invalid JSON at line 3, column"));
+    }
+}
