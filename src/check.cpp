@@ -1,4 +1,6 @@
 #include "check.hpp"
 namespace pgincr::check {
-int run(const cli::Options &) { return 1; }
+int run(const cli::Options &) {
+    return 1;
 }
+} // namespace pgincr::check

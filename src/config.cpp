@@ -19,18 +19,22 @@ namespace {
 using json = nlohmann::json;
 
 const std::set<std::string> known_keys = {
-    "SOURCE_HOST",      "SOURCE_PORT",   "SOURCE_DB",       "SOURCE_USERNAME",
-    "SOURCE_PASSWORD",  "SOURCE_SCHEMA", "DEST_HOST",       "DEST_PORT",
-    "DEST_DB",          "DEST_USERNAME", "DEST_PASSWORD",   "DEST_SCHEMA",
-    "PIPELINE_NAME",    "WEBHOOK_URL",   "WEBHOOK_SECRET",  "WEBHOOK_TIMEOUT_SECONDS",
+    "SOURCE_HOST",      "SOURCE_PORT",
+    "SOURCE_DB",        "SOURCE_USERNAME",
+    "SOURCE_PASSWORD",  "SOURCE_SCHEMA",
+    "DEST_HOST",        "DEST_PORT",
+    "DEST_DB",          "DEST_USERNAME",
+    "DEST_PASSWORD",    "DEST_SCHEMA",
+    "PIPELINE_NAME",    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",   "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_ATTEMPTS", "PGINCR_FALLBACK_LOOKBACK_SECONDS",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
 const std::vector<std::string> owned_prefixes = {"SOURCE_", "DEST_", "WEBHOOK_", "PGINCR_"};
 
-int parse_int(const std::string &value, const std::string &key, const std::string &origin,
-              int min, int max) {
+int parse_int(const std::string &value, const std::string &key, const std::string &origin, int min,
+              int max) {
     try {
         std::size_t used = 0;
         long v = std::stol(value, &used);
@@ -130,8 +134,8 @@ Settings load_settings(const std::filesystem::path &env_file,
 
     s.webhook.url = optional("WEBHOOK_URL", "");
     s.webhook.secret = optional("WEBHOOK_SECRET", "");
-    s.webhook.timeout_seconds =
-        parse_int(optional("WEBHOOK_TIMEOUT_SECONDS", "10"), "WEBHOOK_TIMEOUT_SECONDS", origin, 1, 60);
+    s.webhook.timeout_seconds = parse_int(optional("WEBHOOK_TIMEOUT_SECONDS", "10"),
+                                          "WEBHOOK_TIMEOUT_SECONDS", origin, 1, 60);
     s.webhook.attempts =
         parse_int(optional("WEBHOOK_ATTEMPTS", "3"), "WEBHOOK_ATTEMPTS", origin, 1, 10);
     s.fallback_lookback_seconds =
@@ -155,7 +159,9 @@ std::string line_col(const std::string &text, std::size_t byte) {
     return fmt::format("line {}, column {}", line, col);
 }
 
-const char *json_type(const json &v) { return v.type_name(); }
+const char *json_type(const json &v) {
+    return v.type_name();
+}
 
 } // namespace
 
@@ -172,8 +178,8 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                                       pos == std::string::npos ? what : what.substr(pos)));
     }
     if (!doc.is_array())
-        throw ConfigError(fmt::format("{}: expected a JSON array of tables, got {}", origin,
-                                      json_type(doc)));
+        throw ConfigError(
+            fmt::format("{}: expected a JSON array of tables, got {}", origin, json_type(doc)));
     if (doc.empty())
         throw ConfigError(fmt::format("{}: the array is empty; list at least one table", origin));
 
@@ -184,7 +190,8 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
         ++entry;
         std::string where = fmt::format("{}: entry {}", origin, entry);
         if (!item.is_object())
-            throw ConfigError(fmt::format("{}: expected an object, got {}", where, json_type(item)));
+            throw ConfigError(
+                fmt::format("{}: expected an object, got {}", where, json_type(item)));
         if (item.contains("name") && item["name"].is_string())
             where += fmt::format(" (\"{}\")", item["name"].get<std::string>());
         auto fail = [&](const std::string &key, const std::string &msg) {
@@ -202,8 +209,8 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
         };
 
         static const std::set<std::string> allowed = {
-            "name",   "replication_key", "unique_cols",      "mode",
-            "destination", "filter",     "lookback_seconds", "indexes"};
+            "name",        "replication_key", "unique_cols",      "mode",
+            "destination", "filter",          "lookback_seconds", "indexes"};
         for (const auto &[key, _] : item.items())
             if (!allowed.count(key))
                 throw ConfigError(fmt::format("{}: unknown key \"{}\" (known keys: name, "
@@ -240,8 +247,8 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
         if (item.contains("unique_cols")) {
             const auto &cols = item["unique_cols"];
             if (!cols.is_array())
-                throw fail("unique_cols",
-                           fmt::format("expected an array of column names, got {}", json_type(cols)));
+                throw fail("unique_cols", fmt::format("expected an array of column names, got {}",
+                                                      json_type(cols)));
             if (cols.empty())
                 throw fail("unique_cols", "must list at least one column (or be omitted to use "
                                           "the source's primary key)");
@@ -279,7 +286,8 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                 throw fail("filter", "expected an object {\"where\": \"...\", \"params\": [...]}");
             for (const auto &[k, _] : f.items())
                 if (k != "where" && k != "params")
-                    throw fail("filter", fmt::format("unknown key \"{}\" (known: where, params)", k));
+                    throw fail("filter",
+                               fmt::format("unknown key \"{}\" (known: where, params)", k));
             if (!f.contains("where") || !f["where"].is_string() ||
                 f["where"].get<std::string>().empty())
                 throw fail("filter", "\"where\" must be a non-empty string");

@@ -22,10 +22,10 @@ struct Filter {
 };
 
 struct Table {
-    int entry = 0;                       // 1-based position in tables-config.json
-    std::string name;                    // source table in SOURCE_SCHEMA
-    std::string destination;             // destination table in DEST_SCHEMA
-    std::string replication_key;         // empty only for full-refresh
+    int entry = 0;                        // 1-based position in tables-config.json
+    std::string name;                     // source table in SOURCE_SCHEMA
+    std::string destination;              // destination table in DEST_SCHEMA
+    std::string replication_key;          // empty only for full-refresh
     std::vector<std::string> unique_cols; // empty: use the source's primary key
     Mode mode = Mode::incremental_deduped;
     std::optional<Filter> filter;

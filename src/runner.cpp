@@ -1,4 +1,125 @@
 #include "runner.hpp"
+
+#include "config.hpp"
+#include "lock.hpp"
+#include "state.hpp"
+#include "summary.hpp"
+#include "table_sync.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+#include "util/signals.hpp"
+#include "util/time.hpp"
+#include "webhook.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <memory>
+#include <random>
+
 namespace pgincr::runner {
-int sync(const cli::Options &) { return 1; }
+
+namespace {
+
+std::string new_run_id() {
+    std::random_device rd;
+    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+    return fmt::format("{:016x}", gen());
 }
+
+std::vector<config::Table> selected(const std::vector<config::Table> &all,
+                                    const std::vector<std::string> &names,
+                                    const std::string &origin) {
+    if (names.empty())
+        return all;
+    std::vector<config::Table> out;
+    for (const auto &n : names) {
+        auto it = std::find_if(all.begin(), all.end(),
+                               [&](const config::Table &t) { return t.destination == n; });
+        if (it == all.end())
+            throw ConfigError(fmt::format("--table {}: no such table in {}", n, origin));
+        out.push_back(*it);
+    }
+    return out;
+}
+
+void log_result(const TableResult &r) {
+    if (!r.ok) {
+        log::error(r.destination, "{} failed after {:.1f}s: {}", sync_mode_name(r.mode),
+                   static_cast<double>(r.duration_ms) / 1000.0, r.error);
+        return;
+    }
+    log::info(r.destination, "{}: {} rows copied, {} merged in {:.2f}s, mark {}, lag {}",
+              sync_mode_name(r.mode), r.rows_copied, r.rows_merged,
+              static_cast<double>(r.duration_ms) / 1000.0, r.watermark.value_or("(none)"),
+              r.lag_seconds ? fmt::format("{:.0f}s", *r.lag_seconds) : "n/a");
+}
+
+// A session that died (server restart, network) is reopened for the next table.
+void ensure_open(std::unique_ptr<pg::Connection> &conn, const pg::ConnInfo &info) {
+    if (!conn || PQstatus(conn->get()) != CONNECTION_OK) {
+        conn.reset();
+        conn = std::make_unique<pg::Connection>(info);
+    }
+}
+
+} // namespace
+
+int sync(const cli::Options &o) {
+    auto settings = config::load_settings(o.env_file, config::process_environment());
+    auto tables = selected(config::load_tables(o.config_file), o.tables, o.config_file.string());
+    signals::install();
+
+    RunSummary run;
+    run.pipeline = settings.pipeline_name;
+    run.run_id = new_run_id();
+    run.started_at = std::chrono::system_clock::now();
+
+    lock::RunLock lock(o.state_dir, settings.dest, settings.dest_schema);
+    state::Store store(o.state_dir);
+    log::info("", "pipeline {}: syncing {} table(s) from {} schema \"{}\" to {} schema \"{}\"",
+              settings.pipeline_name, tables.size(), settings.source.describe(),
+              settings.source_schema, settings.dest.describe(), settings.dest_schema);
+
+    std::unique_ptr<pg::Connection> src, dst;
+    for (const auto &cfg : tables) {
+        if (signals::interrupted()) {
+            TableResult skipped;
+            skipped.name = cfg.name;
+            skipped.destination = cfg.destination;
+            skipped.config_mode = config::mode_name(cfg.mode);
+            skipped.error = "not started: the run was interrupted";
+            run.tables.push_back(skipped);
+            continue;
+        }
+        TableResult r;
+        try {
+            ensure_open(src, settings.source);
+            ensure_open(dst, settings.dest);
+            r = table_sync::sync(*src, *dst, settings, cfg, store);
+        } catch (const std::exception &e) {
+            r.name = cfg.name;
+            r.destination = cfg.destination;
+            r.config_mode = config::mode_name(cfg.mode);
+            r.error = e.what();
+        }
+        log_result(r);
+        run.tables.push_back(std::move(r));
+    }
+    run.interrupted = signals::interrupted();
+    run.finished_at = std::chrono::system_clock::now();
+    src.reset();
+    dst.reset();
+
+    std::size_t failed = 0;
+    for (const auto &t : run.tables)
+        failed += t.ok ? 0 : 1;
+    log::info("", "pipeline {} {}: {} table(s) ok, {} failed", run.pipeline, run.status(),
+              run.tables.size() - failed, failed);
+    webhook::notify(settings.webhook, run);
+
+    if (run.interrupted)
+        return exit_interrupted;
+    return failed == 0 ? exit_ok : exit_table_failed;
+}
+
+} // namespace pgincr::runner

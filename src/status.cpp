@@ -1,5 +1,9 @@
 #include "status.hpp"
 namespace pgincr::status {
-int run(const cli::Options &) { return 1; }
-int reset(const cli::Options &) { return 1; }
+int run(const cli::Options &) {
+    return 1;
 }
+int reset(const cli::Options &) {
+    return 1;
+}
+} // namespace pgincr::status

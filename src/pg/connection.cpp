@@ -35,7 +35,9 @@ void unregister_cancel(int slot) {
         PQfreeCancel(cancel);
 }
 
-const char *status_name(ExecStatusType status) { return PQresStatus(status); }
+const char *status_name(ExecStatusType status) {
+    return PQresStatus(status);
+}
 
 } // namespace
 
@@ -105,7 +107,8 @@ Connection::Connection(const ConnInfo &info) : side_(info.side), info_(info) {
     add("connect_timeout", connect_timeout);
     // The source session can never write, whatever the role may do; DateStyle is
     // pinned because watermarks are stored as the server prints them.
-    std::string options = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3";
+    std::string options = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 "
+                          "-c client_min_messages=warning";
     if (info.read_only)
         options += " -c default_transaction_read_only=on";
     keys.push_back("options");
@@ -127,7 +130,9 @@ Connection::Connection(const ConnInfo &info) : side_(info.side), info_(info) {
     cancel_slot_ = register_cancel(conn_.get());
 }
 
-Connection::~Connection() { unregister_cancel(cancel_slot_); }
+Connection::~Connection() {
+    unregister_cancel(cancel_slot_);
+}
 
 void Connection::throw_error(std::string_view statement) const {
     std::string message = PQerrorMessage(conn_.get());
@@ -151,7 +156,9 @@ void Connection::throw_result_error(const PGresult *res, std::string_view statem
     throw PgError(side_, state ? state : "", message, std::string(statement));
 }
 
-Result Connection::exec(std::string_view sql, Expect expect) { return exec(sql, {}, expect); }
+Result Connection::exec(std::string_view sql, Expect expect) {
+    return exec(sql, {}, expect);
+}
 
 Result Connection::exec(std::string_view sql, const Params &params, Expect expect) {
     std::string statement(sql);
@@ -159,8 +166,8 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
     values.reserve(params.size());
     for (const auto &p : params)
         values.push_back(p ? p->c_str() : nullptr);
-    if (!PQsendQueryParams(conn_.get(), statement.c_str(), static_cast<int>(values.size()),
-                           nullptr, values.data(), nullptr, nullptr, 0))
+    if (!PQsendQueryParams(conn_.get(), statement.c_str(), static_cast<int>(values.size()), nullptr,
+                           values.data(), nullptr, nullptr, 0))
         throw_error(statement);
 
     // Drain every result, keeping the first error (pgBackRest pgClientQuery).
@@ -183,8 +190,9 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
 
     auto status = PQresultStatus(first.get());
     auto wrong = [&](std::string_view what) {
-        throw PgError(side_, "", fmt::format("expected {}, got {} with {} row(s)", what,
-                                             status_name(status), first.rows()),
+        throw PgError(side_, "",
+                      fmt::format("expected {}, got {} with {} row(s)", what, status_name(status),
+                                  first.rows()),
                       statement);
     };
     switch (expect) {

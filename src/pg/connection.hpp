@@ -24,8 +24,8 @@ struct ConnInfo {
     std::string port;
     std::string dbname;
     std::string user;
-    std::string password; // empty: libpq falls back to PGPASSWORD / PGPASSFILE
-    bool read_only = false; // sets default_transaction_read_only = on (pgincr's source)
+    std::string password;         // empty: libpq falls back to PGPASSWORD / PGPASSFILE
+    bool read_only = false;       // sets default_transaction_read_only = on (pgincr's source)
     std::string describe() const; // "user@host:port/db", no password
 };
 

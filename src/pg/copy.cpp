@@ -94,6 +94,7 @@ std::int64_t copy_between(Connection &src, std::string_view copy_out_sql, Connec
     }
 
     std::int64_t bytes = 0;
+    std::int64_t rows = 0;
     try {
         CopyIn in(dst, copy_in_sql);
         for (;;) {
@@ -102,8 +103,9 @@ std::int64_t copy_between(Connection &src, std::string_view copy_out_sql, Connec
             if (n > 0) {
                 in.put(buf.data, static_cast<std::size_t>(n));
                 bytes += n;
+                ++rows; // libpq hands out one row per buffer
                 if (progress)
-                    progress(bytes);
+                    progress(rows, bytes);
                 continue;
             }
             if (n == -1)

@@ -10,8 +10,8 @@
 
 namespace pgincr::pg {
 
-// Called after each buffer with the running totals; cheap, so callers throttle.
-using CopyProgress = std::function<void(std::int64_t bytes)>;
+// Called after each buffer with the running totals (rows, bytes); callers throttle.
+using CopyProgress = std::function<void(std::int64_t rows, std::int64_t bytes)>;
 
 // A destination COPY FROM STDIN. If it is destroyed before finish(), the COPY is
 // aborted with PQputCopyEnd(conn, reason) so that nothing half-written is kept.

@@ -4,7 +4,9 @@
 
 namespace pgincr::pg {
 
-const char *side_name(Side side) { return side == Side::source ? "source" : "dest"; }
+const char *side_name(Side side) {
+    return side == Side::source ? "source" : "dest";
+}
 
 namespace {
 std::string describe(Side side, const std::string &sqlstate, const std::string &message,
@@ -13,8 +15,19 @@ std::string describe(Side side, const std::string &sqlstate, const std::string &
     if (!sqlstate.empty())
         text += fmt::format(" (SQLSTATE {})", sqlstate);
     if (!statement.empty()) {
-        // First line only: enough to recognise the statement in a log line.
-        auto first = statement.substr(0, statement.find('\n'));
+        // The first line that is not a comment: enough to recognise the statement.
+        std::string first;
+        std::size_t pos = 0;
+        while (pos < statement.size()) {
+            auto nl = statement.find('\n', pos);
+            first = statement.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+            if (first.rfind("--", 0) != 0 && !first.empty())
+                break;
+            first.clear();
+            if (nl == std::string::npos)
+                break;
+            pos = nl + 1;
+        }
         if (first.size() > 160)
             first = first.substr(0, 160) + "...";
         text += fmt::format(" in: {}", first);

@@ -68,8 +68,8 @@ std::map<std::string, std::string> parse(const std::string &text, const std::str
                 value += c;
             }
             if (!closed)
-                throw ConfigError(
-                    fmt::format("{}:{}: unterminated quote in the value of {}", origin, lineno, key));
+                throw ConfigError(fmt::format("{}:{}: unterminated quote in the value of {}",
+                                              origin, lineno, key));
             std::string after = trim(rest.substr(i + 1));
             if (!after.empty() && after[0] != '#')
                 throw ConfigError(fmt::format("{}:{}: unexpected text after the quoted value of {}",

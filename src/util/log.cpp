@@ -27,7 +27,9 @@ const char *name(Level level) {
 }
 } // namespace
 
-void set_min_level(Level level) { min_level = level; }
+void set_min_level(Level level) {
+    min_level = level;
+}
 
 void write(Level level, std::string_view table, std::string_view message) {
     if (level < min_level)

@@ -29,7 +29,8 @@ pg::ConnInfo admin_info(pg::Side side, const std::string &db) {
     pg::ConnInfo info;
     info.side = side;
     info.host = env_or_fail("PGINCR_TEST_HOST");
-    info.port = env_or_fail(side == pg::Side::source ? "PGINCR_TEST_SRC_PORT" : "PGINCR_TEST_DST_PORT");
+    info.port =
+        env_or_fail(side == pg::Side::source ? "PGINCR_TEST_SRC_PORT" : "PGINCR_TEST_DST_PORT");
     info.dbname = db;
     info.user = "postgres";
     info.password = env_or_fail("PGINCR_TEST_PASSWORD");
@@ -43,7 +44,8 @@ std::unique_ptr<pg::Connection> admin(pg::Side side, const std::string &db) {
 TestDatabases::TestDatabases(const std::string &name) : name_(name) {
     for (auto side : {pg::Side::source, pg::Side::dest}) {
         auto conn = admin(side);
-        conn->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn->quote_ident(name_)));
+        conn->exec(
+            fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn->quote_ident(name_)));
         conn->exec(fmt::format("CREATE DATABASE {}", conn->quote_ident(name_)));
     }
     src_ = admin(pg::Side::source, name_);
@@ -69,7 +71,9 @@ pg::ConnInfo TestDatabases::source_info() const {
     return info;
 }
 
-pg::ConnInfo TestDatabases::dest_info() const { return admin_info(pg::Side::dest, name_); }
+pg::ConnInfo TestDatabases::dest_info() const {
+    return admin_info(pg::Side::dest, name_);
+}
 
 TableDigest digest(pg::Connection &conn, const std::string &qualified_table) {
     auto res = conn.exec(fmt::format("SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' "

@@ -157,19 +157,29 @@ TEST_CASE("tables-config: bad input names the file, the entry and the key") {
         }
         return std::string("no error");
     };
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": []}])"), "tables-config.json: entry 1 (\"o\"): key \"unique_cols\""));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "uniq": ["id"]}])"), "entry 1 (\"o\"): unknown key \"uniq\""));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": 5}])"), "key \"replication_key\": expected a string, got number"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": []}])"),
+              "tables-config.json: entry 1 (\"o\"): key \"unique_cols\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "uniq": ["id"]}])"),
+              "entry 1 (\"o\"): unknown key \"uniq\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": 5}])"),
+              "key \"replication_key\": expected a string, got number"));
     CHECK(has(bad(R"([{"name": "o"}])"), "key \"replication_key\": is missing"));
     CHECK(has(bad(R"([{"replication_key": "u"}])"), "entry 1: key \"name\""));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u"}, {"name": "o", "replication_key": "u"}])"), "entry 2 (\"o\"): destination table \"o\" is already used"));
+    CHECK(has(
+        bad(R"([{"name": "o", "replication_key": "u"}, {"name": "o", "replication_key": "u"}])"),
+        "entry 2 (\"o\"): destination table \"o\" is already used"));
     CHECK(has(bad(R"({"name": "o"})"), "expected a JSON array"));
     CHECK(has(bad(R"([])"), "empty"));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "cdc"}])"), "key \"mode\": 'cdc' is not one of"));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lookback_seconds": -1}])"), "key \"lookback_seconds\""));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "indexes": "some"}])"), "key \"indexes\""));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "filter": {"where": ""}}])"), "key \"filter\""));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": ["id", "id"]}])"), "listed twice"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "cdc"}])"),
+              "key \"mode\": 'cdc' is not one of"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lookback_seconds": -1}])"),
+              "key \"lookback_seconds\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "indexes": "some"}])"),
+              "key \"indexes\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "filter": {"where": ""}}])"),
+              "key \"filter\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": ["id", "id"]}])"),
+              "listed twice"));
 }
 
 TEST_CASE("tables-config: invalid JSON reports line and column") {

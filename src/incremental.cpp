@@ -1,0 +1,80 @@
+#include "incremental.hpp"
+
+#include "filter.hpp"
+#include "load.hpp"
+#include "merge.hpp"
+#include "pg/copy.hpp"
+#include "util/progress.hpp"
+
+#include <fmt/format.h>
+
+namespace pgincr::incremental {
+
+Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
+           const config::Table &cfg, const catalog::SourceTable &table,
+           const std::optional<std::string> &mark, const watermark::Horizon &horizon) {
+    Result result;
+    std::string source_rel = src.qualified(table.schema, table.name);
+    std::string where;
+    pg::Params where_params;
+    if (cfg.filter) {
+        where = cfg.filter->where;
+        where_params = filter::params(*cfg.filter);
+    }
+    auto pos = watermark::read_position(src, table, mark, horizon, cfg.lookback_seconds, where,
+                                        where_params);
+    result.watermark = pos.new_mark;
+    result.lag_seconds = pos.lag_seconds;
+
+    // COPY takes no parameters: the bound is stored with set_config() through a bound
+    // parameter and read back, typed as the key itself, by an InitPlan evaluated once.
+    std::vector<std::string> preds;
+    if (pos.read_from) {
+        src.exec("SELECT pg_catalog.set_config('pgincr.mark', $1, true)", {pos.read_from},
+                 pg::Expect::value);
+        preds.push_back(fmt::format("{} >= (SELECT pg_catalog.current_setting('pgincr.mark')::{})",
+                                    src.quote_ident(table.key->name), table.key->source_type));
+    }
+    if (cfg.filter)
+        preds.push_back("(" + filter::for_copy(src, source_rel, *cfg.filter) + ")");
+    std::string where_sql;
+    for (const auto &p : preds)
+        where_sql += (where_sql.empty() ? " WHERE " : " AND ") + p;
+
+    std::string schema = settings.dest_schema;
+    std::string target = dst.qualified(schema, cfg.destination);
+    std::string staging = dst.qualified(schema, load::staging_name(cfg.destination));
+
+    pg::Transaction tx(dst);
+    dst.exec(fmt::format("TRUNCATE {}", staging));
+    Progress progress(cfg.destination, "copying changes", 0);
+    result.rows_copied = pg::copy_between(
+        src,
+        fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
+                    catalog::select_list(src, table), source_rel, where_sql),
+        dst,
+        fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", staging,
+                    catalog::column_list(dst, table)),
+        [&](std::int64_t rows, std::int64_t bytes) { progress.update(rows, bytes); });
+    progress.finish();
+
+    if (result.rows_copied > 0) {
+        merge::Spec spec;
+        spec.target = target;
+        spec.staging = staging;
+        for (const auto *c : table.copied_columns())
+            spec.columns.push_back(dst.quote_ident(c->name));
+        for (const auto &u : table.unique_cols)
+            spec.unique.push_back(dst.quote_ident(u));
+        spec.key = dst.quote_ident(table.key->name);
+        spec.append = cfg.mode == config::Mode::incremental_append;
+        // The staging table was just filled: give the planner its size.
+        dst.exec(fmt::format("ANALYZE {}", staging));
+        result.rows_merged = dst.exec(merge::merge_sql(spec)).affected_rows();
+        dst.exec(fmt::format("TRUNCATE {}", staging));
+    }
+    tx.commit();
+    return result;
+}
+
+} // namespace pgincr::incremental

@@ -1,0 +1,80 @@
+#include "lock.hpp"
+
+#include "util/error.hpp"
+#include "util/time.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace pgincr::lock {
+
+namespace {
+// 'pgin': the first key of pgincr's advisory locks; the second is the schema's hash.
+constexpr const char *lock_key1 = "1885825390";
+} // namespace
+
+RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
+                 const std::string &dest_schema) {
+    std::filesystem::create_directories(state_dir);
+    auto path = state_dir / ".pgincr.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+        throw Error(
+            fmt::format("{}: cannot open the lock file: {}", path.string(), std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        char buf[256] = {};
+        ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+        std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+        while (!holder.empty() && holder.back() == '\n')
+            holder.pop_back();
+        ::close(fd_);
+        fd_ = -1;
+        throw LockedError(fmt::format("another pgincr run holds {} ({})", path.string(), holder));
+    }
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::string who = fmt::format("pid {} on {} since {}\n", ::getpid(), host,
+                                  timeutil::iso_utc(std::chrono::system_clock::now()));
+    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, who.data(), who.size(), 0) < 0) {
+        // The lock holds regardless; the text only helps a second run name us.
+    }
+
+    conn_ = std::make_unique<pg::Connection>(dest);
+    auto got = conn_->exec("SELECT pg_catalog.pg_try_advisory_lock($1::int4, "
+                           "pg_catalog.hashtext($2))",
+                           {lock_key1, dest_schema}, pg::Expect::value);
+    if (!got.boolean(0, 0)) {
+        auto holder = conn_->exec(
+            "SELECT a.pid, coalesce(a.client_hostname, host(a.client_addr), 'local socket'), "
+            "a.backend_start::text FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a "
+            "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid = "
+            "$1::pg_catalog.oid AND l.objsubid = 2 AND l.objid::text::int8 = "
+            "(pg_catalog.hashtext($2)::int8 + 4294967296) % 4294967296 LIMIT 1",
+            {lock_key1, dest_schema}, pg::Expect::rows);
+        std::string who_db =
+            holder.rows() > 0 ? fmt::format("backend pid {} from {}, connected since {}",
+                                            holder.text(0, 0), holder.text(0, 1), holder.text(0, 2))
+                              : "holder not visible to this role";
+        conn_.reset();
+        ::flock(fd_, LOCK_UN);
+        ::close(fd_);
+        fd_ = -1;
+        throw LockedError(fmt::format("another pgincr run is syncing destination schema \"{}\" on "
+                                      "{} ({})",
+                                      dest_schema, dest.describe(), who_db));
+    }
+}
+
+RunLock::~RunLock() {
+    conn_.reset(); // closing the session releases the advisory lock
+    if (fd_ >= 0) {
+        ::flock(fd_, LOCK_UN);
+        ::close(fd_);
+    }
+}
+
+} // namespace pgincr::lock

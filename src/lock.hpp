@@ -1,0 +1,26 @@
+#pragma once
+// One run at a time: an flock on the state directory (same machine) and a session
+// advisory lock on the destination for the destination schema (any machine). A
+// second run fails at once with LockedError naming the holder.
+#include "pg/connection.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace pgincr::lock {
+
+class RunLock {
+  public:
+    RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
+            const std::string &dest_schema);
+    ~RunLock();
+    RunLock(const RunLock &) = delete;
+    RunLock &operator=(const RunLock &) = delete;
+
+  private:
+    int fd_ = -1;
+    std::unique_ptr<pg::Connection> conn_;
+};
+
+} // namespace pgincr::lock

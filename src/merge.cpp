@@ -1,0 +1,51 @@
+#include "merge.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace pgincr::merge {
+
+std::vector<std::string> conflict_columns(const Spec &spec) {
+    auto cols = spec.unique;
+    if (spec.append && !spec.key.empty() &&
+        std::find(cols.begin(), cols.end(), spec.key) == cols.end())
+        cols.push_back(spec.key);
+    return cols;
+}
+
+std::string merge_sql(const Spec &spec) {
+    auto conflict = conflict_columns(spec);
+    std::string cols = fmt::format("{}", fmt::join(spec.columns, ", "));
+    std::string on = fmt::format("{}", fmt::join(conflict, ", "));
+    std::string order = on;
+    if (!spec.key.empty())
+        order += fmt::format(", {} DESC", spec.key);
+
+    std::string sql =
+        fmt::format("INSERT INTO {target} AS d ({cols}) SELECT DISTINCT ON ({on}) {cols} FROM "
+                    "{staging} ORDER BY {order} ON CONFLICT ({on}) ",
+                    fmt::arg("target", spec.target), fmt::arg("cols", cols), fmt::arg("on", on),
+                    fmt::arg("staging", spec.staging), fmt::arg("order", order));
+    if (spec.append)
+        return sql + "DO NOTHING";
+
+    std::vector<std::string> sets, old_vals, new_vals;
+    for (const auto &c : spec.columns) {
+        if (std::find(conflict.begin(), conflict.end(), c) != conflict.end())
+            continue;
+        sets.push_back(fmt::format("{0} = EXCLUDED.{0}", c));
+    }
+    for (const auto &c : spec.columns) {
+        old_vals.push_back("d." + c);
+        new_vals.push_back("EXCLUDED." + c);
+    }
+    if (sets.empty())
+        return sql + "DO NOTHING";
+    // Compared as text: works for every type, json included, which has no '='.
+    return sql + fmt::format("DO UPDATE SET {} WHERE ROW({})::text IS DISTINCT FROM ROW({})::text",
+                             fmt::join(sets, ", "), fmt::join(old_vals, ", "),
+                             fmt::join(new_vals, ", "));
+}
+
+} // namespace pgincr::merge

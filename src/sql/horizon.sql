@@ -1,0 +1,36 @@
+-- The late-commit horizon: no transaction still open in this database can write a
+-- row whose now()-based timestamp is older than this. Read before the sync's snapshot
+-- is taken; the saved mark never moves past it.
+--   * open transactions: pg_stat_activity.xact_start is the transaction's now();
+--   * prepared transactions: their start is unknown, so their PREPARE time minus the
+--     fallback window is used;
+--   * a role that cannot see other roles' sessions (no pg_read_all_stats, not a
+--     superuser) falls back to a fixed window before the current time.
+-- $1: the fallback window in seconds
+WITH visibility AS (
+    SELECT pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') OR r.rolsuper AS sees_all
+      FROM pg_catalog.pg_roles r
+     WHERE r.rolname = CURRENT_USER
+),
+open_xacts AS (
+    SELECT a.xact_start AS started
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.datname = pg_catalog.current_database()
+       AND a.xact_start IS NOT NULL
+       AND a.pid <> pg_catalog.pg_backend_pid()
+       AND a.backend_type NOT IN ('autovacuum worker', 'walsender')
+    UNION ALL
+    SELECT p.prepared - pg_catalog.make_interval(secs => $1::pg_catalog.int4)
+      FROM pg_catalog.pg_prepared_xacts p
+     WHERE p.database = pg_catalog.current_database()
+)
+SELECT LEAST(
+           pg_catalog.clock_timestamp(),
+           (SELECT min(started) FROM open_xacts),
+           CASE WHEN v.sees_all THEN NULL
+                ELSE pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1::pg_catalog.int4)
+           END)::pg_catalog.text AS horizon,
+       v.sees_all,
+       (SELECT count(*) FROM open_xacts) AS open_transactions,
+       (SELECT min(started) FROM open_xacts)::pg_catalog.text AS oldest_start
+  FROM visibility v

@@ -1,0 +1,242 @@
+#include "table_sync.hpp"
+
+#include "incremental.hpp"
+#include "load.hpp"
+#include "util/log.hpp"
+#include "util/signals.hpp"
+#include "util/time.hpp"
+#include "watermark.hpp"
+
+#include <chrono>
+#include <fmt/format.h>
+
+namespace pgincr::table_sync {
+
+namespace {
+
+// The old tool stored max(key) floored to milliseconds plus 1 ms, as UTC ISO-8601.
+// For timestamp without time zone it wrote local wall time as if it were UTC, in a
+// zone we cannot know, so the mark is lowered by the largest UTC offset (12 h): a
+// one-time re-read that cannot miss a row.
+std::string legacy_mark_sql(catalog::KeyKind kind) {
+    switch (kind) {
+    case catalog::KeyKind::timestamptz:
+        return "SELECT ($1::pg_catalog.timestamptz - interval '1 millisecond')::text";
+    case catalog::KeyKind::timestamp:
+        return "SELECT (($1::pg_catalog.timestamptz AT TIME ZONE 'UTC') - interval '12 hours 1 "
+               "millisecond')::text";
+    case catalog::KeyKind::date:
+        return "SELECT (($1::pg_catalog.timestamptz AT TIME ZONE 'UTC') - interval '12 hours 1 "
+               "millisecond')::pg_catalog.date::text";
+    default:
+        return "";
+    }
+}
+
+// The old tool's destination table: same column names, in order.
+bool same_column_names(const std::string &dest_sig, const catalog::SourceTable &table,
+                       const pg::Connection &dst) {
+    std::string expected;
+    for (const auto &c : table.columns)
+        expected += (expected.empty() ? "" : ", ") + dst.quote_ident(c.name);
+    // dest_sig is "name type, name type"; compare the names only.
+    std::string names;
+    std::size_t pos = 0;
+    while (pos < dest_sig.size()) {
+        auto comma = dest_sig.find(", ", pos);
+        std::string item =
+            dest_sig.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        names += (names.empty() ? "" : ", ") + item.substr(0, item.find(' '));
+        if (comma == std::string::npos)
+            break;
+        pos = comma + 2;
+    }
+    return names == expected;
+}
+
+} // namespace
+
+Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
+            const std::optional<state::TableState> &saved,
+            const std::optional<std::string> &dest_sig, bool staging_exists,
+            const std::optional<std::string> &legacy_mark) {
+    if (!saved) {
+        if (legacy_mark && dest_sig && cfg.mode != config::Mode::full_refresh &&
+            table.is_time_key())
+            return {SyncMode::incremental, "taking over incremental-replication's cursor",
+                    legacy_mark};
+        return {SyncMode::initial, "no saved state", std::nullopt};
+    }
+    if (cfg.mode == config::Mode::full_refresh)
+        return {SyncMode::reset, "full-refresh mode", std::nullopt};
+    if (saved->reset_requested)
+        return {SyncMode::reset, "reset requested with `pgincr reset`", std::nullopt};
+    if (saved->fingerprint != table.fingerprint)
+        return {SyncMode::reset, "the source table's definition changed", std::nullopt};
+    if (!dest_sig)
+        return {SyncMode::reset, "the destination table is missing", std::nullopt};
+    if (!staging_exists)
+        return {SyncMode::reset, "the staging table is missing", std::nullopt};
+    if (*dest_sig != saved->dest_signature)
+        return {SyncMode::reset, "the destination table's columns changed", std::nullopt};
+    return {SyncMode::incremental, "", std::nullopt};
+}
+
+Plan plan(pg::Connection &dst, const config::Settings &settings, const config::Table &cfg,
+          const catalog::SourceTable &table, const state::Store &store) {
+    auto saved = store.load(cfg.destination);
+    auto dest_sig = catalog::dest_signature(dst, settings.dest_schema, cfg.destination);
+    bool staging =
+        catalog::relation_exists(dst, settings.dest_schema, load::staging_name(cfg.destination));
+    std::optional<std::string> legacy;
+    if (!saved)
+        legacy = store.legacy_mark(cfg.name);
+    auto p = decide(cfg, table, saved, dest_sig, staging, legacy);
+    if (p.legacy_mark && !same_column_names(*dest_sig, table, dst))
+        return {SyncMode::initial,
+                "incremental-replication's cursor found, but the destination "
+                "table's columns differ from the source's",
+                std::nullopt};
+    return p;
+}
+
+namespace {
+
+// Adopts the old tool's destination table: adds the unique index and a fresh staging
+// table, and converts its cursor. Returns the mark, or nullopt to fall back to a load.
+std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
+                                     const config::Settings &settings, const config::Table &cfg,
+                                     const catalog::SourceTable &table, const std::string &legacy) {
+    std::string mark;
+    try {
+        mark = std::string(
+            src.exec(legacy_mark_sql(table.key_kind), {legacy}, pg::Expect::value).text(0, 0));
+    } catch (const pg::PgError &e) {
+        log::warn(cfg.destination,
+                  "cannot read incremental-replication's cursor '{}' ({}); "
+                  "loading the table whole",
+                  legacy, e.server_message());
+        return std::nullopt;
+    }
+    try {
+        pg::Transaction tx(dst);
+        load::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table);
+        load::create_staging(dst, settings.dest_schema, cfg, table);
+        tx.commit();
+    } catch (const pg::PgError &e) {
+        log::warn(cfg.destination,
+                  "cannot adopt the existing destination table ({}); loading it whole",
+                  e.server_message());
+        return std::nullopt;
+    }
+    log::info(cfg.destination, "took over incremental-replication's cursor {} as mark {}", legacy,
+              mark);
+    return mark;
+}
+
+} // namespace
+
+TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
+                 const config::Table &cfg, const state::Store &store) {
+    TableResult r;
+    r.name = cfg.name;
+    r.destination = cfg.destination;
+    r.config_mode = config::mode_name(cfg.mode);
+    auto started = std::chrono::steady_clock::now();
+    const std::string &tag = cfg.destination;
+    std::optional<state::TableState> saved;
+
+    try {
+        saved = store.load(cfg.destination);
+        // Read before the snapshot: see watermark.hpp.
+        auto horizon = watermark::read_horizon(src, settings.fallback_lookback_seconds);
+        pg::Transaction stx(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        auto table = catalog::describe_source(src, settings.source_schema, cfg);
+        catalog::require_syncable(table);
+        auto p = plan(dst, settings, cfg, table, store);
+
+        std::optional<std::string> mark = saved ? saved->watermark : std::nullopt;
+        if (p.legacy_mark) {
+            mark = take_over(src, dst, settings, cfg, table, *p.legacy_mark);
+            if (!mark)
+                p = {SyncMode::initial, "falling back from the take-over", std::nullopt};
+        }
+        r.mode = p.mode;
+        if (!p.reason.empty() && p.mode != SyncMode::incremental)
+            log::info(tag, "{} load: {}", sync_mode_name(p.mode), p.reason);
+
+        state::TableState next;
+        next.source_table = cfg.name;
+        next.destination = cfg.destination;
+        next.replication_key = cfg.replication_key;
+        next.key_type = table.key ? table.key->source_type : "";
+        next.fingerprint = table.fingerprint;
+
+        if (p.mode == SyncMode::incremental) {
+            auto res = incremental::run(src, dst, settings, cfg, table, mark, horizon);
+            r.rows_copied = res.rows_copied;
+            r.rows_merged = res.rows_merged;
+            r.watermark = res.watermark;
+            r.lag_seconds = res.lag_seconds;
+            next.dest_signature =
+                saved && !p.legacy_mark
+                    ? saved->dest_signature
+                    : catalog::dest_signature(dst, settings.dest_schema, cfg.destination)
+                          .value_or("");
+        } else {
+            auto res = load::full_load(src, dst, settings, cfg, table, horizon);
+            r.rows_copied = res.rows;
+            r.rows_merged = res.rows;
+            r.watermark = res.watermark;
+            r.lag_seconds = res.lag_seconds;
+            next.dest_signature = res.dest_signature;
+        }
+        stx.commit();
+        next.watermark = r.watermark;
+        r.ok = true;
+        r.duration_ms = timeutil::ms_between(started, std::chrono::steady_clock::now());
+        next.last_sync = state::LastSync{timeutil::iso_utc(std::chrono::system_clock::now()),
+                                         sync_mode_name(r.mode),
+                                         "ok",
+                                         r.rows_copied,
+                                         r.rows_merged,
+                                         r.duration_ms,
+                                         "",
+                                         r.lag_seconds};
+        // Saved only now, after the destination committed: a crash before this line
+        // makes the next run redo the same rows, which the merge absorbs.
+        store.save(next);
+        if (horizon.open_transactions > 0 && r.lag_seconds && *r.lag_seconds > 300)
+            log::warn(tag, "a source transaction open since {} holds the mark back (lag {:.0f}s)",
+                      horizon.oldest_start.value_or("?"), *r.lag_seconds);
+        if (!horizon.sees_all)
+            log::debug(tag, "the source role cannot see other sessions; used a {}s window",
+                       settings.fallback_lookback_seconds);
+    } catch (const std::exception &e) {
+        r.ok = false;
+        r.error = signals::interrupted() ? fmt::format("interrupted by signal {} ({})",
+                                                       signals::last_signal(), e.what())
+                                         : e.what();
+        r.duration_ms = timeutil::ms_between(started, std::chrono::steady_clock::now());
+        if (saved) {
+            // Only the report changes; the mark and fingerprint stay as they were.
+            try {
+                auto keep = *saved;
+                keep.last_sync =
+                    state::LastSync{timeutil::iso_utc(std::chrono::system_clock::now()),
+                                    sync_mode_name(r.mode),
+                                    "failed",
+                                    0,
+                                    0,
+                                    r.duration_ms,
+                                    r.error,
+                                    std::nullopt};
+                store.save(keep);
+            } catch (...) {
+            }
+        }
+    }
+    return r;
+}
+
+} // namespace pgincr::table_sync

@@ -1,0 +1,38 @@
+#pragma once
+// One table's sync: decide what to do (initial load, reset, incremental), do it, and
+// save the state after the destination committed.
+#include "catalog.hpp"
+#include "config.hpp"
+#include "pg/connection.hpp"
+#include "state.hpp"
+#include "summary.hpp"
+
+#include <optional>
+#include <string>
+
+namespace pgincr::table_sync {
+
+struct Plan {
+    SyncMode mode = SyncMode::initial;
+    std::string reason;                     // why, for the log and `check`
+    std::optional<std::string> legacy_mark; // the old tool's cursor, to take over
+};
+
+// Pure decision from the source's definition, the saved state and what exists in
+// the destination. `dest_sig` is the destination table's current signature (nullopt:
+// missing); `staging_exists` whether <table>_stg exists.
+Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
+            const std::optional<state::TableState> &saved,
+            const std::optional<std::string> &dest_sig, bool staging_exists,
+            const std::optional<std::string> &legacy_mark);
+
+// Reads what decide() needs from the destination and the state store.
+Plan plan(pg::Connection &dst, const config::Settings &settings, const config::Table &cfg,
+          const catalog::SourceTable &table, const state::Store &store);
+
+// Syncs one table. Never throws for a table-level problem: the result says what
+// went wrong, and the saved state keeps its previous mark.
+TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
+                 const config::Table &cfg, const state::Store &store);
+
+} // namespace pgincr::table_sync

@@ -1,0 +1,47 @@
+#pragma once
+// The high-water mark and the late-commit guard. `updated_at DEFAULT now()` is a
+// transaction's START time, so a transaction that commits after a sync can write
+// keys below the mark that sync saw. The horizon (the oldest start time of any
+// transaction still open) is read before the snapshot, and the saved mark never
+// passes it: such rows are read again next time, and the merge is idempotent.
+#include "catalog.hpp"
+#include "pg/connection.hpp"
+
+#include <optional>
+#include <string>
+
+namespace pgincr::watermark {
+
+struct Horizon {
+    std::string at;        // timestamptz, as the server prints it
+    bool sees_all = false; // the role can see every session (pg_read_all_stats)
+    std::int64_t open_transactions = 0;
+    std::optional<std::string> oldest_start;
+};
+
+// Autocommit read on the source, before the sync's snapshot is taken.
+Horizon read_horizon(pg::Connection &src, int fallback_lookback_seconds);
+
+// The SQL type name to cast mark values to: the key's own type.
+std::string key_type(const catalog::SourceTable &table);
+
+// SQL expression for the horizon as a value of the key's type, given the parameter
+// holding the horizon (e.g. "$2"). Integer keys have no time to compare: nullopt.
+std::optional<std::string> horizon_as_key(const catalog::SourceTable &table,
+                                          const std::string &param);
+
+// What the source snapshot says for one table (read inside the sync's snapshot).
+struct Position {
+    std::optional<std::string> max_key;   // the largest key at or after the old mark
+    std::optional<std::string> new_mark;  // the mark to save after this sync
+    std::optional<std::string> read_from; // the lower bound of this sync's read
+    std::optional<double> lag_seconds;    // max_key - new_mark, for time keys
+};
+
+// `where` is an optional extra predicate (the table's filter) already in SQL form.
+Position read_position(pg::Connection &src, const catalog::SourceTable &table,
+                       const std::optional<std::string> &old_mark, const Horizon &horizon,
+                       int lookback_seconds, const std::string &extra_where = "",
+                       const pg::Params &extra_params = {});
+
+} // namespace pgincr::watermark
