@@ -1,6 +1,148 @@
 #include "check.hpp"
+
+#include "catalog.hpp"
+#include "config.hpp"
+#include "state.hpp"
+#include "table_sync.hpp"
+#include "util/error.hpp"
+#include "watermark.hpp"
+#include "webhook.hpp"
+
+#include <fmt/format.h>
+#include <iostream>
+#include <memory>
+
 namespace pgincr::check {
-int run(const cli::Options &) {
-    return 1;
+
+namespace {
+
+void say(const std::string &line) { std::cout << line << '\n' << std::flush; }
+
+std::unique_ptr<pg::Connection> connect(const pg::ConnInfo &info) {
+    try {
+        auto conn = std::make_unique<pg::Connection>(info);
+        auto version = conn->exec("SELECT pg_catalog.current_setting('server_version')",
+                                  pg::Expect::value);
+        say(fmt::format("{}: ok, {} (PostgreSQL {})", pg::side_name(info.side), info.describe(),
+                        version.text(0, 0)));
+        return conn;
+    } catch (const pg::PgError &e) {
+        say(fmt::format("{}: ERROR {}", pg::side_name(info.side), e.server_message()));
+        return nullptr;
+    }
 }
+
+std::string next_action(const table_sync::Plan &p, const std::optional<state::TableState> &s) {
+    switch (p.mode) {
+    case SyncMode::initial:
+        return "initial load (" + p.reason + ")";
+    case SyncMode::reset:
+        return "reset: full reload (" + p.reason + ")";
+    case SyncMode::incremental:
+        if (p.legacy_mark)
+            return "incremental, taking over incremental-replication's cursor " + *p.legacy_mark;
+        return "incremental from mark " +
+               (s && s->watermark ? *s->watermark : std::string("(none: every row)"));
+    default:
+        return "skipped";
+    }
+}
+
+} // namespace
+
+int run(const cli::Options &o) {
+    auto settings = config::load_settings(o.env_file, config::process_environment());
+    auto tables = config::load_tables(o.config_file);
+    state::Store store(o.state_dir);
+
+    auto src = connect(settings.source);
+    auto dst = connect(settings.dest);
+    if (!src || !dst)
+        return exit_table_failed;
+
+    bool blocked = false;
+    auto horizon = watermark::read_horizon(*src, settings.fallback_lookback_seconds);
+    if (!horizon.sees_all)
+        say(fmt::format(
+            "source: WARNING role \"{}\" cannot see other roles' transactions, so the late-commit "
+            "guard falls back to a {} s window; run: GRANT pg_read_all_stats TO \"{}\";",
+            settings.source.user, settings.fallback_lookback_seconds, settings.source.user));
+    auto can_create = dst->exec(
+        "SELECT CASE WHEN n.oid IS NULL THEN pg_catalog.has_database_privilege("
+        "pg_catalog.current_database(), 'CREATE') ELSE pg_catalog.has_schema_privilege(n.oid, "
+        "'CREATE') END, n.oid IS NOT NULL FROM (SELECT 1) x LEFT JOIN pg_catalog.pg_namespace n "
+        "ON n.nspname = $1",
+        {settings.dest_schema}, pg::Expect::one_row);
+    if (!can_create.boolean(0, 0)) {
+        say(fmt::format("dest: ERROR role \"{}\" cannot create tables in {} \"{}\"",
+                        settings.dest.user, can_create.boolean(0, 1) ? "schema" : "database",
+                        can_create.boolean(0, 1) ? settings.dest_schema : settings.dest.dbname));
+        blocked = true;
+    } else if (!can_create.boolean(0, 1)) {
+        say(fmt::format("dest: schema \"{}\" does not exist yet; the first sync creates it",
+                        settings.dest_schema));
+    }
+
+    for (const auto &cfg : tables) {
+        std::string label = cfg.destination == cfg.name
+                                ? cfg.name
+                                : fmt::format("{} -> {}", cfg.name, cfg.destination);
+        try {
+            pg::Transaction tx(*src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            auto table = catalog::describe_source(*src, settings.source_schema, cfg);
+            if (table.key && !table.errors.size()) {
+                std::string key = src->quote_ident(table.key->name);
+                if (!table.key_indexed)
+                    table.warnings.push_back(fmt::format(
+                        "no index on replication_key \"{}\": every sync scans the whole table; "
+                        "consider CREATE INDEX ON {} ({})",
+                        table.key->name, src->qualified(table.schema, table.name), key));
+                if (!table.key->not_null) {
+                    auto nulls = src->exec(
+                        fmt::format("SELECT EXISTS (SELECT 1 FROM ONLY {} WHERE {} IS NULL)",
+                                    src->qualified(table.schema, table.name), key),
+                        pg::Expect::value);
+                    if (nulls.boolean(0, 0))
+                        table.warnings.push_back(fmt::format(
+                            "rows with a NULL \"{}\" exist: they travel only with full loads",
+                            table.key->name));
+                }
+            }
+            if (table.oid && table.can_write)
+                table.warnings.push_back(fmt::format(
+                    "role \"{}\" can write to this table; pgincr never writes to the source, but "
+                    "a read-only role is safer",
+                    settings.source.user));
+            if (!table.errors.empty()) {
+                blocked = true;
+                for (const auto &e : table.errors)
+                    say(fmt::format("{}: ERROR {}", label, e));
+            } else {
+                auto p = table_sync::plan(*dst, settings, cfg, table, store);
+                say(fmt::format("{}: ok, next sync: {}", label,
+                                next_action(p, store.load(cfg.destination))));
+            }
+            for (const auto &w : table.warnings)
+                say(fmt::format("{}: WARNING {}", label, w));
+        } catch (const std::exception &e) {
+            blocked = true;
+            say(fmt::format("{}: ERROR {}", label, e.what()));
+        }
+    }
+
+    if (!settings.webhook.url.empty()) {
+        // One attempt: a dead endpoint should not keep `check` waiting through retries.
+        auto quick = settings.webhook;
+        quick.attempts = 1;
+        auto d = webhook::check(quick, settings.pipeline_name);
+        if (d.delivered)
+            say(fmt::format("webhook: ok, {} answered HTTP {}",
+                            webhook::redact_url(settings.webhook.url), d.last_http_status));
+        else
+            say(fmt::format("webhook: WARNING {} did not accept the check POST: {}",
+                            webhook::redact_url(settings.webhook.url), d.last_error));
+    }
+    return blocked ? exit_table_failed : exit_ok;
+}
+
 } // namespace pgincr::check

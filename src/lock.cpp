@@ -17,8 +17,7 @@ namespace {
 constexpr const char *lock_key1 = "1885825390";
 } // namespace
 
-RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
-                 const std::string &dest_schema) {
+StateDirLock::StateDirLock(const std::filesystem::path &state_dir) {
     std::filesystem::create_directories(state_dir);
     auto path = state_dir / ".pgincr.lock";
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -43,6 +42,18 @@ RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &des
         // The lock holds regardless; the text only helps a second run name us.
     }
 
+}
+
+StateDirLock::~StateDirLock() {
+    if (fd_ >= 0) {
+        ::flock(fd_, LOCK_UN);
+        ::close(fd_);
+    }
+}
+
+RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
+                 const std::string &dest_schema)
+    : dir_lock_(state_dir) {
     conn_ = std::make_unique<pg::Connection>(dest);
     auto got = conn_->exec("SELECT pg_catalog.pg_try_advisory_lock($1::int4, "
                            "pg_catalog.hashtext($2))",
@@ -60,9 +71,6 @@ RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &des
                                             holder.text(0, 0), holder.text(0, 1), holder.text(0, 2))
                               : "holder not visible to this role";
         conn_.reset();
-        ::flock(fd_, LOCK_UN);
-        ::close(fd_);
-        fd_ = -1;
         throw LockedError(fmt::format("another pgincr run is syncing destination schema \"{}\" on "
                                       "{} ({})",
                                       dest_schema, dest.describe(), who_db));
@@ -71,10 +79,6 @@ RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &des
 
 RunLock::~RunLock() {
     conn_.reset(); // closing the session releases the advisory lock
-    if (fd_ >= 0) {
-        ::flock(fd_, LOCK_UN);
-        ::close(fd_);
-    }
 }
 
 } // namespace pgincr::lock

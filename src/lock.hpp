@@ -10,6 +10,19 @@
 
 namespace pgincr::lock {
 
+// The state directory's flock alone: enough for commands that only touch state
+// files (`pgincr reset`).
+class StateDirLock {
+  public:
+    explicit StateDirLock(const std::filesystem::path &state_dir);
+    ~StateDirLock();
+    StateDirLock(const StateDirLock &) = delete;
+    StateDirLock &operator=(const StateDirLock &) = delete;
+
+  private:
+    int fd_ = -1;
+};
+
 class RunLock {
   public:
     RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
@@ -19,7 +32,7 @@ class RunLock {
     RunLock &operator=(const RunLock &) = delete;
 
   private:
-    int fd_ = -1;
+    StateDirLock dir_lock_;
     std::unique_ptr<pg::Connection> conn_;
 };
 

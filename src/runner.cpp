@@ -74,7 +74,8 @@ int sync(const cli::Options &o) {
     run.run_id = new_run_id();
     run.started_at = std::chrono::system_clock::now();
 
-    lock::RunLock lock(o.state_dir, settings.dest, settings.dest_schema);
+    // The lock is held for the tables only: a slow webhook must not block the next run.
+    auto lock = std::make_unique<lock::RunLock>(o.state_dir, settings.dest, settings.dest_schema);
     state::Store store(o.state_dir);
     log::info("", "pipeline {}: syncing {} table(s) from {} schema \"{}\" to {} schema \"{}\"",
               settings.pipeline_name, tables.size(), settings.source.describe(),
@@ -109,6 +110,7 @@ int sync(const cli::Options &o) {
     run.finished_at = std::chrono::system_clock::now();
     src.reset();
     dst.reset();
+    lock.reset();
 
     std::size_t failed = 0;
     for (const auto &t : run.tables)

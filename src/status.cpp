@@ -1,9 +1,155 @@
 #include "status.hpp"
+
+#include "catalog.hpp"
+#include "config.hpp"
+#include "lock.hpp"
+#include "state.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+#include <fmt/format.h>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
 namespace pgincr::status {
-int run(const cli::Options &) {
-    return 1;
+
+namespace {
+
+struct Lag {
+    std::optional<double> seconds;
+    std::optional<std::int64_t> rows_at_or_after_mark;
+};
+
+// Live lag from the source: max(key) - mark, and how many rows the next sync reads.
+Lag live_lag(pg::Connection &src, const config::Settings &settings, const config::Table &cfg,
+             const state::TableState &s) {
+    Lag lag;
+    if (!s.watermark || cfg.replication_key.empty())
+        return lag;
+    std::string rel = src.qualified(settings.source_schema, cfg.name);
+    std::string key = src.quote_ident(cfg.replication_key);
+    std::string kt = s.key_type;
+    std::string diff = "NULL::float8";
+    if (kt == "date")
+        diff = fmt::format("((max({}) - $1::date) * 86400)::float8", key);
+    else if (kt.rfind("timestamp", 0) == 0)
+        diff = fmt::format("pg_catalog.date_part('epoch', max({}) - $1::{})::float8", key, kt);
+    auto res = src.exec(fmt::format("SELECT GREATEST({}, 0), count(*) FILTER (WHERE {} >= $1::{}) "
+                                    "FROM ONLY {}",
+                                    diff, key, kt, rel),
+                        {*s.watermark}, pg::Expect::one_row);
+    if (!res.is_null(0, 0))
+        lag.seconds = std::stod(std::string(res.text(0, 0)));
+    lag.rows_at_or_after_mark = res.integer(0, 1);
+    return lag;
 }
-int reset(const cli::Options &) {
-    return 1;
+
+} // namespace
+
+int run(const cli::Options &o) {
+    auto settings = config::load_settings(o.env_file, config::process_environment());
+    auto tables = config::load_tables(o.config_file);
+    state::Store store(o.state_dir);
+
+    std::unique_ptr<pg::Connection> src;
+    try {
+        src = std::make_unique<pg::Connection>(settings.source);
+    } catch (const pg::PgError &e) {
+        log::warn("", "live lag unavailable: {}", e.what());
+    }
+
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto &cfg : tables) {
+        nlohmann::ordered_json row;
+        row["name"] = cfg.name;
+        row["destination"] = cfg.destination;
+        row["mode"] = config::mode_name(cfg.mode);
+        auto s = store.load(cfg.destination);
+        row["watermark"] = s && s->watermark ? nlohmann::ordered_json(*s->watermark) : nullptr;
+        row["reset_requested"] = s ? s->reset_requested : false;
+        if (s && s->last_sync) {
+            const auto &l = *s->last_sync;
+            row["last_sync"] = {{"at", l.at},
+                                {"mode", l.mode},
+                                {"result", l.result},
+                                {"rows_copied", l.rows_copied},
+                                {"rows_merged", l.rows_merged},
+                                {"duration_ms", l.duration_ms},
+                                {"error", l.error.empty() ? nlohmann::ordered_json(nullptr)
+                                                          : nlohmann::ordered_json(l.error)}};
+        } else {
+            row["last_sync"] = nullptr;
+        }
+        row["lag_seconds"] = nullptr;
+        row["rows_at_or_after_mark"] = nullptr;
+        if (s && src) {
+            try {
+                auto lag = live_lag(*src, settings, cfg, *s);
+                if (lag.seconds)
+                    row["lag_seconds"] = *lag.seconds;
+                if (lag.rows_at_or_after_mark)
+                    row["rows_at_or_after_mark"] = *lag.rows_at_or_after_mark;
+            } catch (const std::exception &e) {
+                log::warn(cfg.destination, "live lag unavailable: {}", e.what());
+            }
+        }
+        out.push_back(row);
+    }
+
+    if (o.json) {
+        std::cout << out.dump(2) << '\n';
+        return exit_ok;
+    }
+    std::cout << fmt::format("{:<24} {:<20} {:<32} {:<21} {:<8} {:>10} {:>10} {:>9}\n", "table",
+                             "mode", "watermark", "last sync", "result", "rows", "lag", "pending");
+    for (const auto &row : out) {
+        auto str = [](const nlohmann::ordered_json &v) {
+            return v.is_null() ? std::string("-") : v.is_string() ? v.get<std::string>() : v.dump();
+        };
+        const auto &last = row["last_sync"];
+        std::string name = row["destination"].get<std::string>();
+        if (row["reset_requested"].get<bool>())
+            name += " (reset)";
+        std::cout << fmt::format(
+            "{:<24} {:<20} {:<32} {:<21} {:<8} {:>10} {:>10} {:>9}\n", name,
+            row["mode"].get<std::string>(), str(row["watermark"]),
+            last.is_null() ? "never" : last["at"].get<std::string>(),
+            last.is_null() ? "-" : last["result"].get<std::string>(),
+            last.is_null() ? "-" : std::to_string(last["rows_copied"].get<std::int64_t>()),
+            row["lag_seconds"].is_null()
+                ? "-"
+                : fmt::format("{:.0f}s", row["lag_seconds"].get<double>()),
+            str(row["rows_at_or_after_mark"]));
+        if (!last.is_null() && !last["error"].is_null())
+            std::cout << "    error: " << last["error"].get<std::string>() << '\n';
+    }
+    return exit_ok;
 }
+
+int reset(const cli::Options &o) {
+    auto tables = config::load_tables(o.config_file);
+    // A running sync saves state at the end of each table and would undo the flag.
+    lock::StateDirLock lock(o.state_dir);
+    state::Store store(o.state_dir);
+    for (const auto &name : o.tables) {
+        const config::Table *cfg = nullptr;
+        for (const auto &t : tables)
+            if (t.destination == name || t.name == name)
+                cfg = &t;
+        if (!cfg)
+            throw ConfigError(
+                fmt::format("{}: no table \"{}\" in {}", "reset", name, o.config_file.string()));
+        auto s = store.load(cfg->destination);
+        if (!s) {
+            std::cout << cfg->destination << ": no saved state; the next sync loads it whole\n";
+            continue;
+        }
+        s->reset_requested = true;
+        store.save(*s);
+        std::cout << cfg->destination << ": the next sync reloads it whole\n";
+    }
+    return exit_ok;
+}
+
 } // namespace pgincr::status
