@@ -4,6 +4,7 @@
 #include "load.hpp"
 #include "merge.hpp"
 #include "pg/copy.hpp"
+#include "util/fault.hpp"
 #include "util/progress.hpp"
 
 #include <fmt/format.h>
@@ -58,6 +59,7 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
         [&](std::int64_t rows, std::int64_t bytes) { progress.update(rows, bytes); });
     progress.finish();
 
+    fault::point("incremental-after-copy");
     if (result.rows_copied > 0) {
         merge::Spec spec;
         spec.target = target;
@@ -73,6 +75,7 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
         result.rows_merged = dst.exec(merge::merge_sql(spec)).affected_rows();
         dst.exec(fmt::format("TRUNCATE {}", staging));
     }
+    fault::point("incremental-before-commit");
     tx.commit();
     return result;
 }

@@ -4,6 +4,7 @@
 #include "filter.hpp"
 #include "merge.hpp"
 #include "pg/copy.hpp"
+#include "util/fault.hpp"
 #include "util/hash.hpp"
 #include "util/log.hpp"
 #include "util/progress.hpp"
@@ -141,6 +142,7 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
     }
     progress.finish();
 
+    fault::point("load-after-copy");
     create_indexes(dst, shadow, cfg, table);
     std::string target = dst.qualified(dschema, cfg.destination);
     // Readers keep the old table until this point; the swap waits for them at most
@@ -150,6 +152,7 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
     dst.exec(fmt::format("ALTER TABLE {} RENAME TO {}", shadow, dst.quote_ident(cfg.destination)));
     create_staging(dst, dschema, cfg, table);
     result.dest_signature = catalog::dest_signature(dst, dschema, cfg.destination).value_or("");
+    fault::point("load-before-commit");
     tx.commit();
     // Fresh statistics for the merges that follow; cheap (a sample), and outside the
     // swap transaction so readers are not held.

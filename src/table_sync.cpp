@@ -2,6 +2,7 @@
 
 #include "incremental.hpp"
 #include "load.hpp"
+#include "util/fault.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 #include "util/time.hpp"
@@ -205,6 +206,7 @@ TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Setting
                                          r.lag_seconds};
         // Saved only now, after the destination committed: a crash before this line
         // makes the next run redo the same rows, which the merge absorbs.
+        fault::point("before-state-save");
         store.save(next);
         if (horizon.open_transactions > 0 && r.lag_seconds && *r.lag_seconds > 300)
             log::warn(tag, "a source transaction open since {} holds the mark back (lag {:.0f}s)",

@@ -166,11 +166,17 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
     values.reserve(params.size());
     for (const auto &p : params)
         values.push_back(p ? p->c_str() : nullptr);
-    if (!PQsendQueryParams(conn_.get(), statement.c_str(), static_cast<int>(values.size()), nullptr,
-                           values.data(), nullptr, nullptr, 0))
+    // Without parameters the simple protocol is used, so that a script of several
+    // statements (test seeds, SQL files) runs as one.
+    int sent = values.empty() ? PQsendQuery(conn_.get(), statement.c_str())
+                              : PQsendQueryParams(conn_.get(), statement.c_str(),
+                                                  static_cast<int>(values.size()), nullptr,
+                                                  values.data(), nullptr, nullptr, 0);
+    if (!sent)
         throw_error(statement);
 
-    // Drain every result, keeping the first error (pgBackRest pgClientQuery).
+    // Drain every result, keeping the first error (pgBackRest pgClientQuery) and the
+    // last statement's result.
     Result first;
     Result error;
     while (PGresult *raw = PQgetResult(conn_.get())) {
@@ -179,7 +185,7 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
         if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) {
             if (!error.get())
                 error = std::move(res);
-        } else if (!first.get()) {
+        } else {
             first = std::move(res);
         }
     }

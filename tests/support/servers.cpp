@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace bp = boost::process;
@@ -113,7 +114,9 @@ RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::st
     r.out = s.str();
     err_reader.join();
     child.wait();
-    r.exit_code = child.exit_code();
+    int status = child.native_exit_code();
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     return r;
 }
 

@@ -49,7 +49,8 @@ std::string scalar(pg::Connection &conn, const std::string &sql);
 
 // Runs build/pgincr (PGINCR_TEST_BIN) in `dir` with `args`, capturing everything.
 struct RunResult {
-    int exit_code = -1;
+    int exit_code = -1; // -1 when killed by a signal
+    int signal = 0;
     std::string out;
     std::string err;
     std::string all() const { return out + err; }
