@@ -35,24 +35,19 @@ std::string legacy_mark_sql(catalog::KeyKind kind) {
 }
 
 // The old tool's destination table: same column names, in order.
-bool same_column_names(const std::string &dest_sig, const catalog::SourceTable &table,
-                       const pg::Connection &dst) {
-    std::string expected;
-    for (const auto &c : table.columns)
-        expected += (expected.empty() ? "" : ", ") + dst.quote_ident(c.name);
-    // dest_sig is "name type, name type"; compare the names only.
-    std::string names;
-    std::size_t pos = 0;
-    while (pos < dest_sig.size()) {
-        auto comma = dest_sig.find(", ", pos);
-        std::string item =
-            dest_sig.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        names += (names.empty() ? "" : ", ") + item.substr(0, item.find(' '));
-        if (comma == std::string::npos)
-            break;
-        pos = comma + 2;
-    }
-    return names == expected;
+bool same_column_names(pg::Connection &dst, const std::string &schema, const std::string &name,
+                       const catalog::SourceTable &table) {
+    auto res = dst.exec("SELECT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class "
+                        "c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
+                        "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 "
+                        "AND NOT a.attisdropped ORDER BY a.attnum",
+                        {schema, name}, pg::Expect::rows);
+    if (res.rows() != static_cast<int>(table.columns.size()))
+        return false;
+    for (int i = 0; i < res.rows(); ++i)
+        if (res.text(i, 0) != table.columns[static_cast<std::size_t>(i)].name)
+            return false;
+    return true;
 }
 
 } // namespace
@@ -93,7 +88,7 @@ Plan plan(pg::Connection &dst, const config::Settings &settings, const config::T
     if (!saved)
         legacy = store.legacy_mark(cfg.name);
     auto p = decide(cfg, table, saved, dest_sig, staging, legacy);
-    if (p.legacy_mark && !same_column_names(*dest_sig, table, dst))
+    if (p.legacy_mark && !same_column_names(dst, settings.dest_schema, cfg.destination, table))
         return {SyncMode::initial,
                 "incremental-replication's cursor found, but the destination "
                 "table's columns differ from the source's",
