@@ -59,7 +59,7 @@ void make_reader_role(pg::Connection &src, const std::string &db, bool read_all_
 
 } // namespace
 
-TEST_CASE("incremental: updates and inserts arrive; unchanged rows are not rewritten") {
+TEST_CASE("incremental: updates and inserts arrive - unchanged rows are not rewritten") {
     Pipeline p("inc_basic");
     seed_orders(p);
     REQUIRE_SYNC(p, 0);
@@ -140,7 +140,7 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("incremental: kill -9 at any point, then a rerun, converges with no duplicates") {
+TEST_CASE("incremental: kill -9 at any point - then a rerun - converges with no duplicates") {
     Pipeline p("inc_kill");
     seed_orders(p);
     REQUIRE_SYNC(p, 0);
@@ -163,7 +163,7 @@ TEST_CASE("incremental: kill -9 at any point, then a rerun, converges with no du
     }
 }
 
-TEST_CASE("incremental: of two concurrent syncs, one exits 3") {
+TEST_CASE("incremental: of two concurrent syncs - one exits 3") {
     Pipeline p("inc_lock");
     p.src().exec("CREATE TABLE orders (id bigint PRIMARY KEY, pad text, updated_at timestamptz "
                  "NOT NULL DEFAULT now())");
@@ -244,7 +244,7 @@ TEST_CASE("incremental: state copied elsewhere and run under another TZ continue
     CHECK(p.equal("local_ts"));
 }
 
-TEST_CASE("incremental: the old tool's sync-state/<table>.txt is taken over, not reloaded") {
+TEST_CASE("incremental: the old tool's sync-state/<table>.txt is taken over - not reloaded") {
     Pipeline p("inc_legacy");
     seed_orders(p, 100);
     // What incremental-replication left behind: a key-less copy of the first 60 rows
@@ -296,7 +296,7 @@ TEST_CASE("incremental: SIGTERM aborts the current table cleanly and exits 4") {
     CHECK(p.equal("orders"));
 }
 
-TEST_CASE("status: shows the mark, the last sync and the lag; --json parses") {
+TEST_CASE("status: shows the mark and the last sync and the lag - --json parses") {
     Pipeline p("inc_status");
     seed_orders(p);
     REQUIRE_SYNC(p, 0);

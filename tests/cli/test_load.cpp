@@ -119,9 +119,10 @@ TEST_CASE("load: every type and awkward identifiers arrive bit-identical") {
     CHECK(st->watermark->back() != 'Z');
 
     // A second sync after changes is incremental and still equal.
-    p.src().exec(fmt::format("UPDATE {} SET note = E'changed\\\\N', updated_at = now() WHERE \"Id\" "
-                             "<= 10",
-                             p.src_rel(table)));
+    p.src().exec(
+        fmt::format("UPDATE {} SET note = E'changed\\\\N', updated_at = now() WHERE \"Id\" "
+                    "<= 10",
+                    p.src_rel(table)));
     REQUIRE_SYNC(p, 0);
     CHECK(p.state(table)->last_sync->mode == "incremental");
     CHECK(p.equal(table));
@@ -132,15 +133,19 @@ TEST_CASE("load: a 70-column table") {
     std::string cols, vals;
     for (int i = 1; i <= 68; ++i) {
         cols += fmt::format(", c{} {}", i, i % 3 == 0 ? "text" : i % 3 == 1 ? "bigint" : "numeric");
-        vals += fmt::format(", {}", i % 3 == 0 ? fmt::format("'v{}' || g", i) : "g * " + std::to_string(i));
+        vals += fmt::format(", {}",
+                            i % 3 == 0 ? fmt::format("'v{}' || g", i) : "g * " + std::to_string(i));
     }
-    p.src().exec(fmt::format("CREATE TABLE wide (id int PRIMARY KEY{}, updated_at timestamptz)", cols));
-    p.src().exec(fmt::format("INSERT INTO wide SELECT g{}, now() FROM generate_series(1, 2000) g", vals));
+    p.src().exec(
+        fmt::format("CREATE TABLE wide (id int PRIMARY KEY{}, updated_at timestamptz)", cols));
+    p.src().exec(
+        fmt::format("INSERT INTO wide SELECT g{}, now() FROM generate_series(1, 2000) g", vals));
     p.tables(config_for("wide"));
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("wide"));
-    CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_attribute WHERE attrelid = 'replica.wide'::regclass "
-                          "AND attnum > 0") == "70");
+    CHECK(scalar(p.dst(),
+                 "SELECT count(*) FROM pg_attribute WHERE attrelid = 'replica.wide'::regclass "
+                 "AND attnum > 0") == "70");
 }
 
 TEST_CASE("load: each kind of schema drift triggers a reset and ends equal") {
@@ -154,13 +159,13 @@ TEST_CASE("load: each kind of schema drift triggers a reset and ends equal") {
     REQUIRE_SYNC(p, 0);
 
     const char *drifts[] = {
-        "ALTER TABLE d ALTER COLUMN a TYPE int USING a::int",          // text -> int
-        "ALTER TABLE d ALTER COLUMN b TYPE varchar(300)",              // typmod
-        "ALTER TABLE d ALTER COLUMN c TYPE numeric(20,6)",             // numeric precision
-        "ALTER TABLE d ALTER COLUMN e TYPE bigint",                    // int -> bigint
-        "ALTER TABLE d ALTER COLUMN e DROP NOT NULL",                  // relaxed NOT NULL
-        "ALTER TABLE d ALTER COLUMN f TYPE bigint[]",                  // array element type
-        "ALTER TABLE d ADD COLUMN h text DEFAULT 'new'",               // new column
+        "ALTER TABLE d ALTER COLUMN a TYPE int USING a::int", // text -> int
+        "ALTER TABLE d ALTER COLUMN b TYPE varchar(300)",     // typmod
+        "ALTER TABLE d ALTER COLUMN c TYPE numeric(20,6)",    // numeric precision
+        "ALTER TABLE d ALTER COLUMN e TYPE bigint",           // int -> bigint
+        "ALTER TABLE d ALTER COLUMN e DROP NOT NULL",         // relaxed NOT NULL
+        "ALTER TABLE d ALTER COLUMN f TYPE bigint[]",         // array element type
+        "ALTER TABLE d ADD COLUMN h text DEFAULT 'new'",      // new column
         "ALTER TABLE d DROP COLUMN g, ADD COLUMN g bigint GENERATED ALWAYS AS (id * 3) STORED",
     };
     for (const char *ddl : drifts) {
@@ -184,7 +189,7 @@ TEST_CASE("load: each kind of schema drift triggers a reset and ends equal") {
     CHECK(p.equal("d"));
 }
 
-TEST_CASE("load: dropping the destination table, or only its staging table, reloads it") {
+TEST_CASE("load: dropping the destination table - or only its staging table - reloads it") {
     Pipeline p("load_drop");
     p.src().exec("CREATE TABLE t (id int PRIMARY KEY, updated_at timestamptz DEFAULT now())");
     p.src().exec("INSERT INTO t (id) SELECT generate_series(1, 100)");
@@ -208,8 +213,10 @@ TEST_CASE("load: dropping the destination table, or only its staging table, relo
 
 TEST_CASE("load: a reader polling during a reset never sees the table empty or partial") {
     Pipeline p("load_atomic");
-    p.src().exec("CREATE TABLE t (id int PRIMARY KEY, pad text, updated_at timestamptz DEFAULT now())");
-    p.src().exec("INSERT INTO t (id, pad) SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g");
+    p.src().exec(
+        "CREATE TABLE t (id int PRIMARY KEY, pad text, updated_at timestamptz DEFAULT now())");
+    p.src().exec(
+        "INSERT INTO t (id, pad) SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g");
     p.tables(config_for("t"));
     REQUIRE_SYNC(p, 0);
     p.src().exec("INSERT INTO t (id, pad) SELECT g, 'y' FROM generate_series(200001, 200100) g");
@@ -237,7 +244,8 @@ TEST_CASE("load: a reader polling during a reset never sees the table empty or p
     CHECK(p.equal("t"));
 }
 
-TEST_CASE("load: a load killed with kill -9 leaves the old table and state; the next run converges") {
+TEST_CASE(
+    "load: a load killed with kill -9 leaves the old table and state - the next run converges") {
     Pipeline p("load_killed");
     p.src().exec("CREATE TABLE t (id int PRIMARY KEY, updated_at timestamptz DEFAULT now())");
     p.src().exec("INSERT INTO t (id) SELECT generate_series(1, 1000)");
@@ -259,11 +267,12 @@ TEST_CASE("load: a load killed with kill -9 leaves the old table and state; the 
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("t"));
     // No leftovers from the killed loads.
-    CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE '\\_pgincr\\_load%'") == "0");
+    CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE "
+                          "'\\_pgincr\\_load%'") == "0");
     (void)before_state;
 }
 
-TEST_CASE("load: a pg_dump failure is reported with its stderr, and the other tables still sync") {
+TEST_CASE("load: a pg_dump failure is reported with its stderr - and the other tables still sync") {
     Pipeline p("load_dump_fails");
     p.src().exec("CREATE TABLE good (id int PRIMARY KEY, updated_at timestamptz DEFAULT now())");
     p.src().exec("CREATE TABLE bad (id int PRIMARY KEY, updated_at timestamptz DEFAULT now())");

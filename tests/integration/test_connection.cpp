@@ -9,7 +9,7 @@
 using namespace pgincr;
 using namespace pgincr::test;
 
-TEST_CASE("connection: a write through the source session fails, whatever the role may do") {
+TEST_CASE("connection: a write through the source session fails - whatever the role may do") {
     TestDatabases dbs("conn_readonly");
     dbs.src().exec("CREATE TABLE t (id int)");
     pg::Connection source(dbs.source_info()); // superuser, yet read-only
@@ -25,7 +25,7 @@ TEST_CASE("connection: a write through the source session fails, whatever the ro
     CHECK(scalar(source, "SELECT current_setting('application_name')") == "pgincr");
 }
 
-TEST_CASE("connection: errors carry SQLSTATE, message and statement") {
+TEST_CASE("connection: errors carry SQLSTATE - message and statement") {
     TestDatabases dbs("conn_errors");
     try {
         dbs.dst().exec("SELECT * FROM no_such_table");
@@ -41,7 +41,8 @@ TEST_CASE("connection: errors carry SQLSTATE, message and statement") {
     CHECK(scalar(dbs.dst(), "SELECT 42") == "42");
 }
 
-TEST_CASE("connection: a wrong password is one clear error naming the side, without the password") {
+TEST_CASE(
+    "connection: a wrong password is one clear error naming the side - without the password") {
     auto info = admin_info(pg::Side::dest);
     info.password = "wrong-password-xyz";
     try {
@@ -71,7 +72,7 @@ TEST_CASE("connection: a transaction rolls back unless committed") {
     CHECK(scalar(dbs.dst(), "SELECT count(*) FROM t") == "1");
 }
 
-TEST_CASE("copy: rows stream between servers; a failing source aborts the target") {
+TEST_CASE("copy: rows stream between servers - a failing source aborts the target") {
     TestDatabases dbs("conn_copy");
     dbs.src().exec("CREATE TABLE t (id int, note text)");
     dbs.src().exec("INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 5000) g");

@@ -89,7 +89,7 @@ TEST_CASE("webhook delivery: one signed POST with the expected headers") {
     CHECK(*sig == "sha256=" + hash::hmac_sha256_hex(cfg.secret, *ts + "." + r.body));
 }
 
-TEST_CASE("webhook delivery: no secret, no signature headers") {
+TEST_CASE("webhook delivery: no secret - no signature headers") {
     HttpReceiver receiver({204});
     const auto d = webhook::post(to(receiver.url()), "{}", fast);
     CHECK(d.delivered);
@@ -99,7 +99,7 @@ TEST_CASE("webhook delivery: no secret, no signature headers") {
     CHECK_FALSE(receiver.requests()[0].header("X-Pgincr-Signature"));
 }
 
-TEST_CASE("webhook delivery: 500 is retried up to the attempts, then given up") {
+TEST_CASE("webhook delivery: 500 is retried up to the attempts - then given up") {
     HttpReceiver receiver({500});
     const auto d = webhook::post(to(receiver.url(), 3), "{}", fast);
     CHECK_FALSE(d.delivered);

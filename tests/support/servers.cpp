@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace bp = boost::process;

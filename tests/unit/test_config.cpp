@@ -41,7 +41,7 @@ WEBHOOK_URL=https://hooks.example.com/x
 )";
 } // namespace
 
-TEST_CASE("dotenv: comments, quotes, export prefix and blanks around '='") {
+TEST_CASE("dotenv: comments - quotes - export prefix and blanks around '='") {
     auto v = dotenv::parse("# comment\n\nexport A = 1\nB=\"two words\" # note\nC='lit\\n'\n"
                            "D=plain # trailing\nE=\"esc\\\"aped\"\nF=\n",
                            "x.env");
@@ -99,7 +99,7 @@ TEST_CASE("config: the environment overrides .env") {
     CHECK(s.dest_schema == "dw");
 }
 
-TEST_CASE("config: a missing key, an unknown key and a bad number name the file and key") {
+TEST_CASE("config: a missing key - an unknown key and a bad number name the file and key") {
     auto missing = write_temp("missing.env", "SOURCE_HOST=a\n");
     CHECK_THROWS_WITH_AS(config::load_settings(missing, {}),
                          doctest::Contains("missing.env: SOURCE_DB is missing"), ConfigError);
@@ -131,7 +131,7 @@ TEST_CASE("tables-config: the old tool's array loads unchanged") {
     CHECK(t[1].entry == 2);
 }
 
-TEST_CASE("tables-config: unique_cols may be omitted; options parse") {
+TEST_CASE("tables-config: unique_cols may be omitted - options parse") {
     auto t = config::parse_tables(
         R"([{"name": "a", "replication_key": "k", "mode": "incremental-append",
              "destination": "a_eu", "lookback_seconds": 30, "indexes": "all",
@@ -148,7 +148,7 @@ TEST_CASE("tables-config: unique_cols may be omitted; options parse") {
     CHECK(t[1].replication_key.empty());
 }
 
-TEST_CASE("tables-config: bad input names the file, the entry and the key") {
+TEST_CASE("tables-config: bad input names the file - the entry and the key") {
     auto bad = [](const std::string &text) {
         try {
             config::parse_tables(text, "tables-config.json");

@@ -64,7 +64,7 @@ RunSummary mixed_run() {
 }
 } // namespace
 
-TEST_CASE("webhook: payload of a run with an initial, an incremental and a failed table") {
+TEST_CASE("webhook: payload of a run with an initial - an incremental and a failed table") {
     const json j = json::parse(webhook::payload(mixed_run(), "1.2.3"));
 
     CHECK(j.at("event") == "sync");
@@ -121,7 +121,7 @@ TEST_CASE("webhook: payload of a run with an initial, an incremental and a faile
     CHECK(has(message, "took 4.6 s."));
 }
 
-TEST_CASE("webhook: status is succeeded when every table is ok, failed when none is") {
+TEST_CASE("webhook: status is succeeded when every table is ok - failed when none is") {
     SUBCASE("succeeded") {
         auto run = run_with(
             {ok_table("a", SyncMode::incremental, 1, 1), ok_table("b", SyncMode::skipped, 0, 0)});
