@@ -9,6 +9,7 @@
 #include "util/log.hpp"
 #include "util/signals.hpp"
 #include "util/time.hpp"
+#include "watermark.hpp"
 #include "webhook.hpp"
 
 #include <algorithm>
@@ -62,6 +63,16 @@ void ensure_open(std::unique_ptr<pg::Connection> &conn, const pg::ConnInfo &info
     }
 }
 
+// Once per run, not per table: the role is the same for every table.
+void warn_if_blind(pg::Connection &src, const config::Settings &settings) {
+    if (watermark::read_horizon(src, settings.fallback_lookback_seconds).sees_all)
+        return;
+    log::warn("",
+              "role \"{}\" cannot see other roles' transactions, so the late-commit guard "
+              "re-reads a {} s window instead; run: GRANT pg_read_all_stats TO \"{}\";",
+              settings.source.user, settings.fallback_lookback_seconds, settings.source.user);
+}
+
 } // namespace
 
 int sync(const cli::Options &o) {
@@ -82,6 +93,7 @@ int sync(const cli::Options &o) {
               settings.source_schema, settings.dest.describe(), settings.dest_schema);
 
     std::unique_ptr<pg::Connection> src, dst;
+    bool grant_checked = false;
     for (const auto &cfg : tables) {
         if (signals::interrupted()) {
             TableResult skipped;
@@ -95,6 +107,10 @@ int sync(const cli::Options &o) {
         TableResult r;
         try {
             ensure_open(src, settings.source);
+            if (!grant_checked) {
+                grant_checked = true;
+                warn_if_blind(*src, settings);
+            }
             ensure_open(dst, settings.dest);
             r = table_sync::sync(*src, *dst, settings, cfg, store);
         } catch (const std::exception &e) {

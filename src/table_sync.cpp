@@ -206,9 +206,6 @@ TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Setting
         if (horizon.open_transactions > 0 && r.lag_seconds && *r.lag_seconds > 300)
             log::warn(tag, "a source transaction open since {} holds the mark back (lag {:.0f}s)",
                       horizon.oldest_start.value_or("?"), *r.lag_seconds);
-        if (!horizon.sees_all)
-            log::debug(tag, "the source role cannot see other sessions; used a {}s window",
-                       settings.fallback_lookback_seconds);
     } catch (const std::exception &e) {
         r.ok = false;
         r.error = signals::interrupted() ? fmt::format("interrupted by signal {} ({})",
