@@ -112,7 +112,12 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
         result.lag_seconds = pos.lag_seconds;
     }
 
-    dst.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", dst.quote_ident(dschema)));
+    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    // exists, which a role that only owns the schema lacks: look first.
+    if (dst.exec("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {dschema},
+                 pg::Expect::rows)
+            .rows() == 0)
+        dst.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", dst.quote_ident(dschema)));
     pg::Transaction tx(dst);
     std::string shadow = dst.qualified(dschema, shadow_name(cfg.destination));
     dst.exec(fmt::format("DROP TABLE IF EXISTS {}", shadow)); // a killed load's leftover
