@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <fstream>
 
 using namespace pgincr;
 using namespace pgincr::test;
@@ -264,4 +265,67 @@ TEST_CASE("check: a destination role that cannot create the schema is a blocking
     INFO(r.all());
     CHECK(r.exit_code == 1);
     CHECK(contains(r.out, "cannot create tables in database"));
+}
+
+TEST_CASE("cli: the README's roles and grants are enough to check and sync") {
+    Pipeline p("cli_readme_grants", "public", "app");
+    seed_orders(p);
+    auto readme_path =
+        std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "README.md";
+    std::ifstream in(readme_path);
+    std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> blocks;
+    for (auto at = readme.find("```sql\n"); at != std::string::npos;
+         at = readme.find("```sql\n", at)) {
+        at += 7;
+        blocks.push_back(readme.substr(at, readme.find("```", at) - at));
+    }
+    REQUIRE(blocks.size() >= 2);
+
+    // Runs a block as written, except the password placeholder, and roles left by an
+    // earlier run on the same servers are updated rather than created.
+    auto run_block = [](pg::Connection &conn, const std::string &block, const std::string &pw) {
+        std::size_t start = 0;
+        for (auto end = block.find(';'); end != std::string::npos;
+             start = end + 1, end = block.find(';', start)) {
+            auto stmt = block.substr(start, end - start);
+            stmt.erase(0, stmt.find_first_not_of(" \n"));
+            auto placeholder = stmt.find("'...'");
+            if (placeholder != std::string::npos)
+                stmt.replace(placeholder, 5, "'" + pw + "'");
+            if (stmt.rfind("CREATE ROLE ", 0) == 0) {
+                auto alter = "ALTER" + stmt.substr(6);
+                stmt = fmt::format(
+                    "DO $$ BEGIN {}; EXCEPTION WHEN duplicate_object THEN {}; END $$", stmt, alter);
+            }
+            INFO(stmt);
+            conn.exec(stmt);
+        }
+    };
+    run_block(p.src(), blocks[0], "reader-pw-1");
+    run_block(p.dst(), blocks[1], "writer-pw-2");
+    p.src().exec(fmt::format("GRANT CONNECT ON DATABASE {} TO pgincr_reader",
+                             p.src().quote_ident(p.dbs.name())));
+
+    auto env = env_text(p);
+    env = replace_line(env, "SOURCE_USERNAME", "SOURCE_USERNAME=pgincr_reader");
+    env = replace_line(env, "SOURCE_PASSWORD", "SOURCE_PASSWORD=reader-pw-1");
+    env = replace_line(env, "DEST_USERNAME", "DEST_USERNAME=pgincr_writer");
+    env = replace_line(env, "DEST_PASSWORD", "DEST_PASSWORD=writer-pw-2");
+    p.dir.write(".env", env);
+    CHECK(scalar(p.dst(), "SELECT has_database_privilege('pgincr_writer', current_database(), "
+                          "'CREATE')") == "f");
+
+    auto c = p.run({"check"});
+    INFO(c.all());
+    CHECK(c.exit_code == 0);
+    CHECK_FALSE(contains(c.out, "WARNING role"));
+    CHECK_FALSE(contains(c.out, "can write"));
+    REQUIRE_SYNC(p, 0);
+    p.src().exec("UPDATE orders SET v = -v, updated_at = now() WHERE id <= 3");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal("orders"));
+    p.run({"reset", "orders"});
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal("orders"));
 }
