@@ -10,7 +10,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 
 PGINCR_PACKAGES=(build-essential cmake pkg-config libpq-dev libboost-dev libboost-filesystem-dev
     nlohmann-json3-dev doctest-dev libcurl4-openssl-dev libssl-dev libcli11-dev libfmt-dev
-    "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" python3 procps)
+    "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" python3 procps time)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
