@@ -93,9 +93,20 @@ RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::st
                      const std::map<std::string, std::string> &extra_env) {
     auto env = boost::this_process::environment();
     bp::environment child_env = env;
-    // A test must not pick up the developer's own libpq settings.
+    // A test must not pick up the developer's own libpq settings, nor pgincr settings
+    // that the environment would let override the test's .env (scripts export
+    // SOURCE_PORT and DEST_PORT for their clusters).
     for (const char *k : {"PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGTZ"})
         child_env.erase(k);
+    std::vector<std::string> inherited;
+    for (const auto &entry : child_env) {
+        auto name = entry.get_name();
+        for (const char *prefix : {"SOURCE_", "DEST_", "WEBHOOK_", "PIPELINE_NAME", "PGINCR_"})
+            if (name.rfind(prefix, 0) == 0 && name.rfind("PGINCR_TEST_", 0) != 0)
+                inherited.push_back(name);
+    }
+    for (const auto &name : inherited)
+        child_env.erase(name);
     for (const auto &[k, v] : extra_env)
         child_env[k] = v;
     bp::ipstream out, err;
