@@ -2,6 +2,7 @@
 
 #include "catalog.hpp"
 #include "config.hpp"
+#include "load.hpp"
 #include "state.hpp"
 #include "table_sync.hpp"
 #include "util/error.hpp"
@@ -12,17 +13,23 @@
 #include <iostream>
 #include <memory>
 
+namespace pgincr::sql {
+extern const std::string_view unreadable_sequences;
+}
+
 namespace pgincr::check {
 
 namespace {
 
-void say(const std::string &line) { std::cout << line << '\n' << std::flush; }
+void say(const std::string &line) {
+    std::cout << line << '\n' << std::flush;
+}
 
 std::unique_ptr<pg::Connection> connect(const pg::ConnInfo &info) {
     try {
         auto conn = std::make_unique<pg::Connection>(info);
-        auto version = conn->exec("SELECT pg_catalog.current_setting('server_version')",
-                                  pg::Expect::value);
+        auto version =
+            conn->exec("SELECT pg_catalog.current_setting('server_version')", pg::Expect::value);
         say(fmt::format("{}: ok, {} (PostgreSQL {})", pg::side_name(info.side), info.describe(),
                         version.text(0, 0)));
         return conn;
@@ -107,6 +114,16 @@ int run(const cli::Options &o) {
                             "rows with a NULL \"{}\" exist: they travel only with full loads",
                             table.key->name));
                 }
+            }
+            if (table.oid && load::choose_via(cfg) == load::Via::pg_dump) {
+                auto seqs = src->exec(sql::unreadable_sequences, {std::to_string(table.oid)},
+                                      pg::Expect::rows);
+                for (int i = 0; i < seqs.rows(); ++i)
+                    table.errors.push_back(fmt::format(
+                        "role \"{}\" cannot read sequence {}, which pg_dump dumps with the "
+                        "table; run: GRANT SELECT ON SEQUENCE {} TO \"{}\";",
+                        settings.source.user, seqs.text(i, 0), seqs.text(i, 0),
+                        settings.source.user));
             }
             if (table.oid && table.can_write)
                 table.warnings.push_back(fmt::format(

@@ -270,6 +270,12 @@ TEST_CASE("check: a destination role that cannot create the schema is a blocking
 TEST_CASE("cli: the README's roles and grants are enough to check and sync") {
     Pipeline p("cli_readme_grants", "public", "app");
     seed_orders(p);
+    // An identity column: pg_dump reads the sequence the table owns.
+    p.src().exec("CREATE TABLE tickets (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                 "updated_at timestamptz NOT NULL DEFAULT now())");
+    p.src().exec("INSERT INTO tickets DEFAULT VALUES");
+    p.tables(R"([{"name": "orders", "replication_key": "updated_at"},
+                 {"name": "tickets", "replication_key": "updated_at"}])");
     auto readme_path =
         std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "README.md";
     std::ifstream in(readme_path);
@@ -328,4 +334,14 @@ TEST_CASE("cli: the README's roles and grants are enough to check and sync") {
     p.run({"reset", "orders"});
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("orders"));
+    CHECK(p.equal("tickets"));
+
+    // Without the sequences grant, check names the sequence and the GRANT to run.
+    p.src().exec("REVOKE SELECT ON ALL SEQUENCES IN SCHEMA public FROM pgincr_reader");
+    c = p.run({"check"});
+    INFO(c.all());
+    CHECK(c.exit_code == 1);
+    CHECK(contains(c.out, "tickets: ERROR role \"pgincr_reader\" cannot read sequence "
+                          "public.tickets_id_seq"));
+    CHECK(contains(c.out, "orders: ok"));
 }
