@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include "filter.hpp"
 #include "util/dotenv.hpp"
 #include "util/error.hpp"
 
@@ -306,6 +307,23 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                                              "booleans");
                 }
             }
+            // Checked here, not at sync time: there a mismatch would only fail the table
+            // (exit 1) after the run had started, or surface as a server error about
+            // the bind message.
+            std::set<int> used;
+            for (const auto &ph : filter::placeholders(filter.where))
+                used.insert(ph.number);
+            int n = static_cast<int>(filter.params.size());
+            for (int u : used)
+                if (u < 1 || u > n)
+                    throw fail("filter", fmt::format("\"where\" uses ${} but \"params\" has {} "
+                                                     "value(s)",
+                                                     u, n));
+            for (int i = 1; i <= n; ++i)
+                if (!used.count(i))
+                    throw fail("filter", fmt::format("\"params\" has {} value(s) but \"where\" "
+                                                     "never uses ${}",
+                                                     n, i));
             t.filter = std::move(filter);
         }
 

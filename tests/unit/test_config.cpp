@@ -135,7 +135,7 @@ TEST_CASE("tables-config: unique_cols may be omitted - options parse") {
     auto t = config::parse_tables(
         R"([{"name": "a", "replication_key": "k", "mode": "incremental-append",
              "destination": "a_eu", "lookback_seconds": 30, "indexes": "all",
-             "filter": {"where": "region = $1", "params": ["EU", 3]}},
+             "filter": {"where": "region = $1 AND n > $2", "params": ["EU", 3]}},
             {"name": "b", "mode": "full-refresh"}])",
         "t.json");
     CHECK(t[0].unique_cols.empty());
