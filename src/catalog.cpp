@@ -170,6 +170,10 @@ SourceTable describe_source(pg::Connection &src, const std::string &schema,
             t.errors.push_back(
                 fmt::format("unique_cols column \"{}\" does not exist in \"{}\"", u, cfg.name));
 
+    std::vector<std::string> conflict = t.unique_cols;
+    if (cfg.mode == config::Mode::incremental_append && t.key &&
+        std::find(conflict.begin(), conflict.end(), t.key->name) == conflict.end())
+        conflict.push_back(t.key->name);
     auto idx = src.exec(sql::source_indexes, {std::to_string(t.oid)}, pg::Expect::rows);
     for (int i = 0; i < idx.rows(); ++i) {
         IndexDef d;
@@ -179,6 +183,13 @@ SourceTable describe_source(pg::Connection &src, const std::string &schema,
         d.predicate = idx.optional(i, 3);
         if (key_attnum != 0 && idx.integer(i, 4) == key_attnum && !d.predicate)
             t.key_indexed = true;
+        // The destination's own unique index already covers this one ("indexes": "all"
+        // would otherwise build a second, plain index on the same columns, which every
+        // merge then has to maintain).
+        auto key_columns = parse_text_array(idx.text(i, 5));
+        if (d.unique && !d.predicate && key_columns.size() == d.key_exprs.size() &&
+            key_columns == conflict)
+            continue;
         t.indexes.push_back(std::move(d));
     }
 

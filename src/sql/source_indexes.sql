@@ -6,7 +6,13 @@ SELECT am.amname,
        ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true)
                FROM pg_catalog.generate_series(1, i.indnkeyatts) AS k) AS key_exprs,
        pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) AS predicate,
-       i.indkey[0] AS first_attnum
+       i.indkey[0] AS first_attnum,
+       -- plain key columns by name (expressions left out), to spot the unique index
+       -- pgincr builds itself
+       ARRAY(SELECT a.attname
+               FROM pg_catalog.generate_series(0, i.indnkeyatts - 1) AS k
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k]
+              ORDER BY k) AS key_columns
   FROM pg_catalog.pg_index i
   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_catalog.pg_am am ON am.oid = ic.relam

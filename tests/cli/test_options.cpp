@@ -375,7 +375,9 @@ TEST_CASE("options: indexes all rebuilds the source's other indexes as plain one
                   "indexes": "all"},
                  {"name": "orders", "replication_key": "updated_at", "destination": "unique_idx"},
                  {"name": "orders", "replication_key": "updated_at", "destination": "uniq_explicit",
-                  "indexes": "unique"}])");
+                  "indexes": "unique"},
+                 {"name": "orders", "replication_key": "updated_at", "destination": "append_all",
+                  "indexes": "all", "mode": "incremental-append"}])");
     auto indexes = [&](const std::string &table) {
         return scalar(p.dst(),
                       fmt::format("SELECT string_agg(d, '; ' ORDER BY d) FROM (SELECT CASE WHEN "
@@ -394,6 +396,16 @@ TEST_CASE("options: indexes all rebuilds the source's other indexes as plain one
         CHECK(contains(all, "btree (customer, id)"));
         CHECK(contains(all, "btree (lower(customer))"));
         CHECK(contains(all, "btree (region) WHERE (status = 'open'::text)"));
+        // The primary key is the unique index already: no second, plain copy of it.
+        CHECK(count(p.dst(), "SELECT count(*) FROM pg_index WHERE indrelid = "
+                             "'replica.all_idx'::regclass") == 5);
+        // In append mode the unique index has the key too, so the plain one stays.
+        auto append = indexes("append_all");
+        INFO(append);
+        CHECK(contains(append, "unique btree (id, updated_at) NULLS NOT DISTINCT"));
+        CHECK(contains(append, "; btree (id);"));
+        CHECK(count(p.dst(), "SELECT count(*) FROM pg_index WHERE indrelid = "
+                             "'replica.append_all'::regclass") == 6);
         for (std::string t : {"unique_idx", "uniq_explicit"}) {
             CAPTURE(t);
             CHECK(indexes(t) == "unique btree (id) NULLS NOT DISTINCT");
