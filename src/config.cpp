@@ -186,6 +186,7 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
 
     std::vector<Table> tables;
     std::set<std::string> destinations;
+    std::set<std::string> stagings;
     int entry = 0;
     for (const auto &item : doc) {
         ++entry;
@@ -332,6 +333,23 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                 "{}: destination table \"{}\" is already used by an earlier entry; give one of "
                 "them a different \"destination\"",
                 where, t.destination));
+        // Each destination has a staging table "<destination>_stg" (load::staging_name)
+        // that syncs TRUNCATE and DROP: it must never be another entry's table, nor,
+        // truncated by the server to 63 bytes, the destination itself.
+        std::string staging = t.destination + "_stg";
+        if (staging.size() > 63)
+            throw fail("destination",
+                       fmt::format("\"{}\" is {} bytes; its staging table \"{}\" would exceed "
+                                   "PostgreSQL's 63-byte limit for names; set a \"destination\" "
+                                   "of at most 59 bytes",
+                                   t.destination, t.destination.size(), staging));
+        if (destinations.count(staging) || stagings.count(t.destination))
+            throw fail("destination",
+                       fmt::format("\"{}\" would share a name with the staging table of another "
+                                   "entry (\"<destination>_stg\"); give one of them a different "
+                                   "\"destination\"",
+                                   t.destination));
+        stagings.insert(staging);
         tables.push_back(std::move(t));
     }
     return tables;

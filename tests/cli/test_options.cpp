@@ -556,3 +556,39 @@ TEST_CASE("options: status shows each entry's mode and destination") {
     CHECK(doc[2]["watermark"].is_null());
     CHECK(doc[1]["watermark"].is_string());
 }
+
+TEST_CASE("options: a destination never collides with a staging table") {
+    Pipeline p("opt_stg_names");
+    seed_orders(p);
+    // 63 bytes, PostgreSQL's limit: "<name>_stg" would be truncated back to the name.
+    const std::string long_name(63, 'l');
+    p.src().exec(fmt::format("CREATE TABLE {} (id int PRIMARY KEY, updated_at timestamptz NOT "
+                             "NULL DEFAULT now())",
+                             long_name));
+    p.src().exec(fmt::format("INSERT INTO {} (id) SELECT generate_series(1, 10)", long_name));
+    for (const std::string &tables : std::vector<std::string>{
+             R"([{"name": "orders", "replication_key": "updated_at", "destination": "a"},
+              {"name": "orders", "replication_key": "updated_at", "destination": "a_stg"}])",
+             R"([{"name": "orders", "replication_key": "updated_at", "destination": "a_stg"},
+              {"name": "orders", "replication_key": "updated_at", "destination": "a"}])",
+             R"([{"name": "orders", "replication_key": "updated_at", "destination": "a"},
+              {"name": ")" +
+                 long_name + R"(", "replication_key": "updated_at"}])"}) {
+        CAPTURE(tables);
+        p.tables(tables);
+        auto r = p.sync();
+        INFO(r.all());
+        CHECK(r.exit_code == 2);
+        CHECK(contains(r.err, "tables-config.json: entry 2"));
+        CHECK(contains(r.err, "\"destination\""));
+        CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'replica'") ==
+              "0");
+    }
+    // A shorter destination is the way out.
+    p.tables(R"([{"name": ")" + long_name +
+             R"(", "replication_key": "updated_at", "destination": "short"}])");
+    REQUIRE_SYNC(p, 0);
+    p.src().exec(fmt::format("INSERT INTO {} (id) VALUES (11)", long_name));
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal(long_name, "short"));
+}
