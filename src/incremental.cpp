@@ -16,14 +16,8 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
            const std::optional<std::string> &mark, const watermark::Horizon &horizon) {
     Result result;
     std::string source_rel = src.qualified(table.schema, table.name);
-    std::string where;
-    pg::Params where_params;
-    if (cfg.filter) {
-        where = cfg.filter->where;
-        where_params = filter::params(*cfg.filter);
-    }
-    auto pos = watermark::read_position(src, table, mark, horizon, cfg.lookback_seconds, where,
-                                        where_params);
+    auto pos =
+        watermark::read_position(src, table, mark, horizon, cfg.lookback_seconds, cfg.filter);
     result.watermark = pos.new_mark;
     result.lag_seconds = pos.lag_seconds;
 
@@ -49,14 +43,7 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
     pg::Transaction tx(dst);
     dst.exec(fmt::format("TRUNCATE {}", staging));
     Progress progress(cfg.destination, "copying changes", 0);
-    result.rows_copied = pg::copy_between(
-        src,
-        fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
-                    catalog::select_list(src, table), source_rel, where_sql),
-        dst,
-        fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", staging,
-                    catalog::column_list(dst, table)),
-        [&](std::int64_t rows, std::int64_t bytes) { progress.update(rows, bytes); });
+    result.rows_copied = load::copy_rows(src, dst, table, where_sql, staging, progress);
     progress.finish();
 
     fault::point("incremental-after-copy");

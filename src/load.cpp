@@ -43,6 +43,20 @@ std::string staging_name(const std::string &destination) {
     return destination + "_stg";
 }
 
+std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::SourceTable &table,
+                       const std::string &where_sql, const std::string &target,
+                       Progress &progress) {
+    return pg::copy_between(
+        src,
+        fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
+                    catalog::select_list(src, table), src.qualified(table.schema, table.name),
+                    where_sql),
+        dst,
+        fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", target,
+                    catalog::column_list(dst, table)),
+        [&](std::int64_t rows, std::int64_t bytes) { progress.update(rows, bytes); });
+}
+
 Via choose_via(const config::Table &cfg) {
     if (cfg.filter)
         return Via::copy;
@@ -98,16 +112,9 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
         src.exec("SELECT pg_catalog.pg_export_snapshot()", pg::Expect::value).text(0, 0));
     std::string source_rel = src.qualified(table.schema, table.name);
 
-    std::string where;
-    pg::Params where_params;
-    if (cfg.filter) {
-        where = cfg.filter->where;
-        where_params = filter::params(*cfg.filter);
-    }
     if (table.key) {
         // The first mark comes from the same snapshot as the rows.
-        auto pos =
-            watermark::read_position(src, table, std::nullopt, horizon, 0, where, where_params);
+        auto pos = watermark::read_position(src, table, std::nullopt, horizon, 0, cfg.filter);
         result.watermark = pos.new_mark;
         result.lag_seconds = pos.lag_seconds;
     }
@@ -136,14 +143,7 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
         std::string pred;
         if (cfg.filter)
             pred = " WHERE (" + filter::for_copy(src, source_rel, *cfg.filter) + ")";
-        result.rows = pg::copy_between(
-            src,
-            fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
-                        catalog::select_list(src, table), source_rel, pred),
-            dst,
-            fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", shadow,
-                        catalog::column_list(dst, table)),
-            [&](std::int64_t rows, std::int64_t bytes) { progress.update(rows, bytes); });
+        result.rows = copy_rows(src, dst, table, pred, shadow, progress);
     }
     progress.finish();
 

@@ -5,6 +5,7 @@
 #include "catalog.hpp"
 #include "config.hpp"
 #include "pg/connection.hpp"
+#include "util/progress.hpp"
 #include "watermark.hpp"
 
 #include <optional>
@@ -24,6 +25,11 @@ struct Result {
 // pg_dump cannot filter rows. PGINCR_LOAD_VIA=copy|pg_dump overrides, for benchmarks.
 enum class Via { pg_dump, copy };
 Via choose_via(const config::Table &cfg);
+
+// Streams `SELECT <columns> FROM ONLY <table><where_sql>` from `src` into `target`
+// by binary COPY; `where_sql` is "" or " WHERE ...". Returns the rows copied.
+std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::SourceTable &table,
+                       const std::string &where_sql, const std::string &target, Progress &progress);
 
 // `src` must be inside the sync's REPEATABLE READ READ ONLY transaction; its snapshot
 // is exported for pg_dump. Commits on `dst`; throws on any failure, leaving the

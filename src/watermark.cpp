@@ -1,5 +1,7 @@
 #include "watermark.hpp"
 
+#include "filter.hpp"
+
 #include <fmt/format.h>
 
 namespace pgincr::sql {
@@ -41,10 +43,9 @@ std::optional<std::string> horizon_as_key(const catalog::SourceTable &table,
 
 Position read_position(pg::Connection &src, const catalog::SourceTable &table,
                        const std::optional<std::string> &old_mark, const Horizon &horizon,
-                       int lookback_seconds, const std::string &extra_where,
-                       const pg::Params &extra_params) {
+                       int lookback_seconds, const std::optional<config::Filter> &filter) {
     // Parameters: the filter's own $1..$n come first, then ours.
-    pg::Params params = extra_params;
+    pg::Params params = filter ? filter::params(*filter) : pg::Params{};
     auto next = [&](std::optional<std::string> v) {
         params.push_back(std::move(v));
         return fmt::format("${}", params.size());
@@ -61,8 +62,8 @@ Position read_position(pg::Connection &src, const catalog::SourceTable &table,
     std::string where =
         fmt::format("WHERE ({mark}::{kt} IS NULL OR {key} >= {mark}::{kt})",
                     fmt::arg("mark", mark_p), fmt::arg("kt", kt), fmt::arg("key", key));
-    if (!extra_where.empty())
-        where += " AND (" + extra_where + ")";
+    if (filter)
+        where += " AND (" + filter->where + ")";
 
     // candidate: the largest key seen, held back by the horizon; never below the old
     // mark. With no rows at all, least() ignores the NULL and the mark moves up to the

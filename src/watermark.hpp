@@ -5,6 +5,7 @@
 // transaction still open) is read before the snapshot, and the saved mark never
 // passes it: such rows are read again next time, and the merge is idempotent.
 #include "catalog.hpp"
+#include "config.hpp"
 #include "pg/connection.hpp"
 
 #include <optional>
@@ -38,10 +39,9 @@ struct Position {
     std::optional<double> lag_seconds;    // max_key - new_mark, for time keys
 };
 
-// `where` is an optional extra predicate (the table's filter) already in SQL form.
+// Only rows that pass the table's filter, if any, count.
 Position read_position(pg::Connection &src, const catalog::SourceTable &table,
                        const std::optional<std::string> &old_mark, const Horizon &horizon,
-                       int lookback_seconds, const std::string &extra_where = "",
-                       const pg::Params &extra_params = {});
+                       int lookback_seconds, const std::optional<config::Filter> &filter);
 
 } // namespace pgincr::watermark

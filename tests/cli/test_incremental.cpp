@@ -49,7 +49,9 @@ bp::child start_sync(const Pipeline &p, bp::ipstream &err) {
 
 void make_reader_role(pg::Connection &src, const std::string &db, bool read_all_stats) {
     src.exec("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgincr_reader') "
-             "THEN CREATE ROLE pgincr_reader LOGIN PASSWORD 'reader-secret'; END IF; END $$");
+             "THEN CREATE ROLE pgincr_reader; END IF; END $$");
+    // Other tests use this role too: set the password this test's .env expects.
+    src.exec("ALTER ROLE pgincr_reader LOGIN PASSWORD 'reader-secret'");
     src.exec(fmt::format("GRANT CONNECT ON DATABASE {} TO pgincr_reader", src.quote_ident(db)));
     src.exec("GRANT USAGE ON SCHEMA public TO pgincr_reader");
     src.exec("GRANT SELECT ON ALL TABLES IN SCHEMA public TO pgincr_reader");
