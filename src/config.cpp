@@ -3,6 +3,7 @@
 #include "filter.hpp"
 #include "util/dotenv.hpp"
 #include "util/error.hpp"
+#include "util/hash.hpp"
 
 #include <fmt/format.h>
 #include <fstream>
@@ -59,6 +60,18 @@ const char *mode_name(Mode mode) {
         return "full-refresh";
     }
     return "?";
+}
+
+std::string options_signature(const Table &t) {
+    if (t.mode == Mode::incremental_deduped && !t.filter)
+        return "";
+    nlohmann::json j;
+    j["mode"] = mode_name(t.mode);
+    if (t.filter) {
+        j["where"] = t.filter->where;
+        j["params"] = t.filter->params;
+    }
+    return hash::sha256_hex(j.dump());
 }
 
 std::map<std::string, std::string> process_environment() {

@@ -33,6 +33,12 @@ struct Table {
     Indexes indexes = Indexes::unique;
 };
 
+// What of an entry shapes its destination table's rows and unique index (mode and
+// filter), as a digest saved with the state: a destination loaded under other options
+// is reloaded, not continued. "" for a plain entry, so state files written before
+// this existed still match.
+std::string options_signature(const Table &t);
+
 struct Webhook {
     std::string url; // empty: no webhook
     std::string secret;

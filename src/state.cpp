@@ -119,6 +119,7 @@ std::string to_json(const TableState &s) {
     j["watermark"] = s.watermark ? json(*s.watermark) : json(nullptr);
     j["fingerprint"] = s.fingerprint;
     j["dest_signature"] = s.dest_signature;
+    j["options"] = s.options;
     j["reset_requested"] = s.reset_requested;
     if (s.last_sync) {
         const auto &l = *s.last_sync;
@@ -148,6 +149,7 @@ TableState from_json(const std::string &text, const std::string &origin) {
             s.watermark = j["watermark"].get<std::string>();
         s.fingerprint = j.value("fingerprint", "");
         s.dest_signature = j.value("dest_signature", "");
+        s.options = j.value("options", "");
         s.reset_requested = j.value("reset_requested", false);
         if (j.contains("last_sync") && j["last_sync"].is_object()) {
             const auto &l = j["last_sync"];

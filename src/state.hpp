@@ -29,6 +29,7 @@ struct TableState {
     std::optional<std::string> watermark;
     std::string fingerprint;      // of the source table's definition
     std::string dest_signature;   // of the destination table right after the load
+    std::string options;          // config::options_signature() of the entry at the load
     bool reset_requested = false; // `pgincr reset`
     std::optional<LastSync> last_sync;
 };

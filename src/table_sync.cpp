@@ -69,6 +69,12 @@ Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
         return {SyncMode::reset, "reset requested with `pgincr reset`", std::nullopt};
     if (saved->fingerprint != table.fingerprint)
         return {SyncMode::reset, "the source table's definition changed", std::nullopt};
+    // The saved mark is a value of the old key; the rows and the unique index follow
+    // the mode and filter they were loaded with.
+    if (saved->replication_key != cfg.replication_key)
+        return {SyncMode::reset, "the replication_key changed", std::nullopt};
+    if (saved->options != config::options_signature(cfg))
+        return {SyncMode::reset, "the entry's mode or filter changed", std::nullopt};
     if (!dest_sig)
         return {SyncMode::reset, "the destination table is missing", std::nullopt};
     if (!staging_exists)
@@ -167,6 +173,7 @@ TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Setting
         next.replication_key = cfg.replication_key;
         next.key_type = table.key ? table.key->source_type : "";
         next.fingerprint = table.fingerprint;
+        next.options = config::options_signature(cfg);
 
         if (p.mode == SyncMode::incremental) {
             auto res = incremental::run(src, dst, settings, cfg, table, mark, horizon);

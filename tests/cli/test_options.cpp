@@ -592,3 +592,48 @@ TEST_CASE("options: a destination never collides with a staging table") {
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal(long_name, "short"));
 }
+
+TEST_CASE("options: changing an entry's mode or filter or key reloads its destination") {
+    Pipeline p("opt_change");
+    seed_orders(p);
+    const std::string deduped = R"({"name": "orders", "replication_key": "updated_at"})";
+    const std::string append =
+        R"({"name": "orders", "replication_key": "updated_at", "mode": "incremental-append"})";
+    auto filtered = [](const std::string &region) {
+        return R"({"name": "orders", "replication_key": "updated_at", "destination": "sub",
+                   "filter": {"where": "region = $1", "params": [")" +
+               region + R"("]}})";
+    };
+    p.tables("[" + deduped + ", " + filtered("EU") + "]");
+    REQUIRE_SYNC(p, 0);
+    CHECK(equal_subset(p, "region = 'EU'", "sub"));
+
+    // The unique index and the rows kept differ by mode, and the rows by filter: the
+    // destination built under the old options cannot be continued.
+    p.tables("[" + append + ", " + filtered("US") + "]");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.state("orders")->last_sync->mode == "reset");
+    CHECK(p.state("sub")->last_sync->mode == "reset");
+    CHECK(equal_subset(p, "region = 'US'", "sub"));
+    p.src().exec("UPDATE orders SET v = -v, updated_at = now() WHERE id <= 10");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.state("orders")->last_sync->mode == "incremental");
+    CHECK(p.dst_count("orders") == 310);
+    CHECK(equal_subset(p, "region = 'US'", "sub"));
+
+    p.tables("[" + deduped + ", " + filtered("US") + "]");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.state("orders")->last_sync->mode == "reset");
+    CHECK(p.state("sub")->last_sync->mode == "incremental");
+    CHECK(p.equal("orders"));
+
+    // Another replication_key: the saved mark belongs to the old one.
+    p.tables(R"([{"name": "orders", "replication_key": "id"}])");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.state("orders")->last_sync->mode == "reset");
+    CHECK(*p.state("orders")->watermark == "300");
+    p.src().exec("INSERT INTO orders (id, region) VALUES (301, 'EU')");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.state("orders")->last_sync->mode == "incremental");
+    CHECK(p.equal("orders"));
+}
