@@ -1,5 +1,6 @@
 // Per-table options end to end: mode, destination, filter, lookback_seconds, indexes,
 // their validation, and how status reports them.
+#include "support/http_receiver.hpp"
 #include "support/pipeline.hpp"
 
 #include <csignal>
@@ -504,8 +505,9 @@ TEST_CASE("options: invalid values exit 2 naming the file and the entry and the 
     }
 }
 
-TEST_CASE("options: status shows each entry's mode and destination") {
-    Pipeline p("opt_status");
+TEST_CASE("options: status and the webhook show each entry's mode and destination") {
+    HttpReceiver receiver({200});
+    Pipeline p("opt_status", "public", "replica", fmt::format("WEBHOOK_URL={}\n", receiver.url()));
     seed_orders(p);
     p.tables(R"([{"name": "orders", "replication_key": "updated_at"},
                  {"name": "orders", "replication_key": "updated_at", "destination": "orders_hist",
@@ -555,6 +557,20 @@ TEST_CASE("options: status shows each entry's mode and destination") {
     }
     CHECK(doc[2]["watermark"].is_null());
     CHECK(doc[1]["watermark"].is_string());
+
+    auto requests = receiver.requests();
+    REQUIRE(requests.size() == 1);
+    auto body = nlohmann::json::parse(requests[0].body);
+    REQUIRE(body["tables"].size() == 3);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        CAPTURE(want[i].destination);
+        const auto &t = body["tables"][i];
+        CHECK(t["name"] == "orders");
+        CHECK(t["destination"] == want[i].destination);
+        CHECK(t["config_mode"] == want[i].mode);
+        CHECK(t["mode"] == "initial");
+        CHECK(t["status"] == "ok");
+    }
 }
 
 TEST_CASE("options: a destination never collides with a staging table") {
