@@ -89,10 +89,10 @@ TEST_CASE("incremental: rows exactly at the mark and 1-999 µs above it arrive")
     p.tables(R"([{"name": "orders", "replication_key": "updated_at"},
                  {"name": "local_ts", "replication_key": "updated_at"}])");
     REQUIRE_SYNC(p, 0);
-    for (const char *table : {"orders", "local_ts"}) {
+    for (std::string table : {"orders", "local_ts"}) {
         CAPTURE(table);
         auto mark = *p.state(table)->watermark;
-        const char *type = std::string(table) == "orders" ? "timestamptz" : "timestamp";
+        const char *type = table == "orders" ? "timestamptz" : "timestamp";
         // The old tool floored to milliseconds and compared with '>': all of these were lost.
         p.src().exec(
             fmt::format("UPDATE {} SET v = -1 WHERE updated_at = '{}'::{}", table, mark, type));
@@ -147,7 +147,7 @@ TEST_CASE("incremental: kill -9 at any point - then a rerun - converges with no 
     seed_orders(p);
     REQUIRE_SYNC(p, 0);
     int round = 0;
-    for (const char *point :
+    for (std::string point :
          {"incremental-after-copy", "incremental-before-commit", "before-state-save"}) {
         CAPTURE(point);
         ++round;
