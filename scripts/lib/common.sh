@@ -86,17 +86,21 @@ start_cluster() {
     export "${name^^}_PORT"
 }
 
+# Stops only the clusters this shell started: a script run by the test suite (the demo,
+# the bench) inherits PGINCR_CLUSTERS, and its exit trap must not stop the suite's.
 stop_clusters() {
-    [ -n "${PGINCR_CLUSTERS:-}" ] && [ -d "$PGINCR_CLUSTERS" ] || return 0
-    for d in "$PGINCR_CLUSTERS"/*/data; do
+    local dir=${pgincr_started_clusters:-} d
+    [ -n "$dir" ] && [ -d "$dir" ] || return 0
+    for d in "$dir"/*/data; do
         [ -d "$d" ] && as_pg "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
     done
-    [ -n "${PGINCR_KEEP_CLUSTERS:-}" ] || rm -rf "$PGINCR_CLUSTERS"
+    [ -n "${PGINCR_KEEP_CLUSTERS:-}" ] || rm -rf "$dir"
 }
 
 # start_clusters: a source and a destination server. Exports what the tests read.
 start_clusters() {
     PGINCR_CLUSTERS=$(mktemp -d /tmp/pgincr-clusters.XXXXXX)
+    pgincr_started_clusters=$PGINCR_CLUSTERS # not exported: children do not own them
     chmod 755 "$PGINCR_CLUSTERS"
     export PGINCR_CLUSTERS
     export PGINCR_PG_PASSWORD=${PGINCR_PG_PASSWORD:-pgincr-test-secret}
