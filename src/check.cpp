@@ -115,7 +115,7 @@ int run(const cli::Options &o) {
                             table.key->name));
                 }
             }
-            if (table.oid && load::choose_via(cfg) == load::Via::pg_dump) {
+            if (table.oid && load::choose_via(settings, cfg) == config::LoadVia::pg_dump) {
                 auto seqs = src->exec(sql::unreadable_sequences, {std::to_string(table.oid)},
                                       pg::Expect::rows);
                 for (int i = 0; i < seqs.rows(); ++i)

@@ -30,6 +30,7 @@ const std::set<std::string> known_keys = {
     "PIPELINE_NAME",    "WEBHOOK_URL",
     "WEBHOOK_SECRET",   "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_ATTEMPTS", "PGINCR_FALLBACK_LOOKBACK_SECONDS",
+    "PGINCR_LOAD_VIA",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
@@ -155,6 +156,12 @@ Settings load_settings(const std::filesystem::path &env_file,
     s.fallback_lookback_seconds =
         parse_int(optional("PGINCR_FALLBACK_LOOKBACK_SECONDS", "900"),
                   "PGINCR_FALLBACK_LOOKBACK_SECONDS", origin, 0, 7 * 24 * 3600);
+    auto via = optional("PGINCR_LOAD_VIA", "copy");
+    if (via == "pg_dump")
+        s.load_via = LoadVia::pg_dump;
+    else if (via != "copy")
+        throw ConfigError(
+            fmt::format("{}: PGINCR_LOAD_VIA must be copy or pg_dump, got '{}'", origin, via));
     return s;
 }
 

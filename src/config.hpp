@@ -16,6 +16,10 @@ const char *mode_name(Mode mode);
 
 enum class Indexes { unique, all };
 
+// How a full load's rows travel (see ARCHITECTURE.md): pgincr's own binary COPY, the
+// default because it measured faster, or pg_dump's data stream.
+enum class LoadVia { copy, pg_dump };
+
 struct Filter {
     std::string where;               // trusted SQL predicate on the source table
     std::vector<std::string> params; // bound to $1, $2 ... by libpq
@@ -55,6 +59,7 @@ struct Settings {
     Webhook webhook;
     // Used when the source role cannot see other sessions' transactions.
     int fallback_lookback_seconds = 900;
+    LoadVia load_via = LoadVia::copy; // PGINCR_LOAD_VIA
 };
 
 // Reads `env_file` (optional when every key comes from the environment), lets real

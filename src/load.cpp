@@ -57,13 +57,8 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
         [&](std::int64_t rows, std::int64_t bytes) { progress.update(rows, bytes); });
 }
 
-Via choose_via(const config::Table &cfg) {
-    if (cfg.filter)
-        return Via::copy;
-    const char *env = std::getenv("PGINCR_LOAD_VIA");
-    if (env && std::string(env) == "copy")
-        return Via::copy;
-    return Via::pg_dump;
+config::LoadVia choose_via(const config::Settings &settings, const config::Table &cfg) {
+    return cfg.filter ? config::LoadVia::copy : settings.load_via;
 }
 
 void create_indexes(pg::Connection &dst, const std::string &qualified, const config::Table &cfg,
@@ -108,8 +103,12 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
                  const watermark::Horizon &horizon) {
     Result result;
     const std::string &dschema = settings.dest_schema;
-    std::string snapshot(
-        src.exec("SELECT pg_catalog.pg_export_snapshot()", pg::Expect::value).text(0, 0));
+    auto via = choose_via(settings, cfg);
+    // pg_dump reads in this transaction's snapshot; the COPY path reads in the
+    // transaction itself.
+    std::string snapshot;
+    if (via == config::LoadVia::pg_dump)
+        snapshot = src.exec("SELECT pg_catalog.pg_export_snapshot()", pg::Expect::value).text(0, 0);
     std::string source_rel = src.qualified(table.schema, table.name);
 
     if (table.key) {
@@ -130,9 +129,8 @@ Result full_load(pg::Connection &src, pg::Connection &dst, const config::Setting
     dst.exec(fmt::format("DROP TABLE IF EXISTS {}", shadow)); // a killed load's leftover
     dst.exec(create_table_sql(dst, shadow, table));
 
-    Via via = choose_via(cfg);
     Progress progress(cfg.destination, "loading", table.estimated_rows);
-    if (via == Via::pg_dump) {
+    if (via == config::LoadVia::pg_dump) {
         pg::CopyIn in(
             dst, fmt::format("COPY {} ({}) FROM STDIN", shadow, catalog::column_list(dst, table)));
         dump::Request req{settings.source, snapshot, table.schema, table.name};

@@ -20,11 +20,9 @@ struct Result {
     std::string dest_signature;
 };
 
-// How the rows travel. pg_dump's data stream is the default (see ARCHITECTURE.md);
-// a table with a filter uses pgincr's own COPY under the same snapshot, because
-// pg_dump cannot filter rows. PGINCR_LOAD_VIA=copy|pg_dump overrides, for benchmarks.
-enum class Via { pg_dump, copy };
-Via choose_via(const config::Table &cfg);
+// How the rows travel: PGINCR_LOAD_VIA, except that a table with a filter always uses
+// pgincr's own COPY, because pg_dump cannot filter rows.
+config::LoadVia choose_via(const config::Settings &settings, const config::Table &cfg);
 
 // Streams `SELECT <columns> FROM ONLY <table><where_sql>` from `src` into `target`
 // by binary COPY; `where_sql` is "" or " WHERE ...". Returns the rows copied.

@@ -54,8 +54,8 @@ TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
     for (const std::string row : {
              "| 1 | limit: binary COPY into an index-less table + primary key | 2,000 |",
              "| 2 | baseline: pg_dump -Fc -Z0 -t T \\| pg_restore | 2,000 |",
-             "| 3 | pgincr initial sync (pg_dump data path, the default) | 2,000 |",
-             "| 3c | pgincr initial sync (own COPY path, PGINCR_LOAD_VIA=copy) | 2,000 |",
+             "| 3 | pgincr initial sync (own binary COPY, the default) | 2,000 |",
+             "| 3d | pgincr initial sync (pg_dump data path, PGINCR_LOAD_VIA=pg_dump) | 2,000 |",
              "| 4 | delta limit: binary COPY of the changed rows into UNLOGGED + one INSERT",
              "| 5 | pgincr incremental sync, 200 updates + 20 inserts in 2,000 rows | 22",
              "| 4s | delta limit, the same changes in 200 rows | 220 |",

@@ -149,7 +149,8 @@ TEST_CASE("cli: no password appears in any output - in argv of pg_dump or in the
                                          "exec pg_dump \"$@\"\n");
         auto fake = p.dir.path() / "recording_pg_dump";
         std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
-        auto r = p.run({"sync", "-v"}, {{"PGINCR_PG_DUMP", fake.string()}});
+        auto r = p.run({"sync", "-v"},
+                       {{"PGINCR_PG_DUMP", fake.string()}, {"PGINCR_LOAD_VIA", "pg_dump"}});
         INFO(r.all());
         REQUIRE(r.exit_code == 0);
         CHECK(p.equal("orders"));
@@ -336,9 +337,18 @@ TEST_CASE("cli: the README's roles and grants are enough to check and sync") {
     CHECK(p.equal("orders"));
     CHECK(p.equal("tickets"));
 
-    // Without the sequences grant, check names the sequence and the GRANT to run.
+    // The pg_dump path works with these grants too.
+    p.run({"reset", "orders", "tickets"});
+    auto via_dump = p.sync({{"PGINCR_LOAD_VIA", "pg_dump"}});
+    INFO(via_dump.all());
+    CHECK(via_dump.exit_code == 0);
+    CHECK(p.equal("tickets"));
+
+    // Without the sequences grant, check names the sequence and the GRANT to run when
+    // loads go through pg_dump, which reads the sequences a table owns.
     p.src().exec("REVOKE SELECT ON ALL SEQUENCES IN SCHEMA public FROM pgincr_reader");
-    c = p.run({"check"});
+    CHECK(p.run({"check"}).exit_code == 0);
+    c = p.run({"check"}, {{"PGINCR_LOAD_VIA", "pg_dump"}});
     INFO(c.all());
     CHECK(c.exit_code == 1);
     CHECK(contains(c.out, "tickets: ERROR role \"pgincr_reader\" cannot read sequence "

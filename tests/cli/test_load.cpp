@@ -126,6 +126,14 @@ TEST_CASE("load: every type and awkward identifiers arrive bit-identical") {
     REQUIRE_SYNC(p, 0);
     CHECK(p.state(table)->last_sync->mode == "incremental");
     CHECK(p.equal(table));
+
+    // The other load path gives the same bytes.
+    REQUIRE(p.run({"reset", table}).exit_code == 0);
+    auto via_dump = p.sync({{"PGINCR_LOAD_VIA", "pg_dump"}});
+    INFO(via_dump.all());
+    REQUIRE(via_dump.exit_code == 0);
+    CHECK(p.state(table)->last_sync->mode == "reset");
+    CHECK(p.equal(table));
 }
 
 TEST_CASE("load: a 70-column table") {
@@ -255,15 +263,17 @@ TEST_CASE(
     auto before = digest(p.dst(), "replica.t");
     p.src().exec("INSERT INTO t (id) SELECT generate_series(1001, 1500)");
 
-    for (const char *point : {"load-after-copy", "load-before-commit"}) {
-        CAPTURE(point);
-        REQUIRE(p.run({"reset", "t"}).exit_code == 0);
-        auto reset_state = p.dir.read("sync-state/t.json");
-        auto r = p.sync({{"PGINCR_FAULT", point}});
-        CHECK(r.signal == SIGKILL);
-        CHECK(digest(p.dst(), "replica.t") == before);
-        CHECK(p.dir.read("sync-state/t.json") == reset_state);
-    }
+    for (std::string via : {"copy", "pg_dump"})
+        for (std::string point : {"load-after-copy", "load-before-commit"}) {
+            CAPTURE(via);
+            CAPTURE(point);
+            REQUIRE(p.run({"reset", "t"}).exit_code == 0);
+            auto reset_state = p.dir.read("sync-state/t.json");
+            auto r = p.sync({{"PGINCR_FAULT", point}, {"PGINCR_LOAD_VIA", via}});
+            CHECK(r.signal == SIGKILL);
+            CHECK(digest(p.dst(), "replica.t") == before);
+            CHECK(p.dir.read("sync-state/t.json") == reset_state);
+        }
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("t"));
     // No leftovers from the killed loads.
@@ -286,7 +296,8 @@ TEST_CASE("load: a pg_dump failure is reported with its stderr - and the other t
     std::filesystem::permissions(p.dir.path() / "fake_pg_dump", std::filesystem::perms::owner_all);
     p.tables(R"([{"name": "bad", "replication_key": "updated_at"},
                  {"name": "good", "replication_key": "updated_at"}])");
-    auto r = p.sync({{"PGINCR_PG_DUMP", (p.dir.path() / "fake_pg_dump").string()}});
+    auto r = p.sync({{"PGINCR_PG_DUMP", (p.dir.path() / "fake_pg_dump").string()},
+                     {"PGINCR_LOAD_VIA", "pg_dump"}});
     INFO(r.all());
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("pg_dump exited with status 1") != std::string::npos);

@@ -175,7 +175,7 @@ TEST_CASE("webhook: URL credentials - tokens and passwords never appear in outpu
     seed(p, "t", 10);
     p.tables(R"([{"name": "t", "replication_key": "updated_at"},
                  {"name": "missing", "replication_key": "updated_at"}])");
-    auto r = p.sync({{"PGINCR_PG_DUMP", "/nonexistent/pg_dump"}});
+    auto r = p.sync({{"PGINCR_PG_DUMP", "/nonexistent/pg_dump"}, {"PGINCR_LOAD_VIA", "pg_dump"}});
     INFO(r.all());
     CHECK(r.exit_code == 1);
     auto c = p.run({"check", "-v"});

@@ -113,6 +113,17 @@ TEST_CASE("config: a missing key - an unknown key and a bad number name the file
                          doctest::Contains("/nonexistent/.env: file not found"), ConfigError);
 }
 
+TEST_CASE("config: PGINCR_LOAD_VIA is copy by default - pg_dump on request - else an error") {
+    auto path = write_temp("via.env", old_tool_env);
+    CHECK(config::load_settings(path, {}).load_via == config::LoadVia::copy);
+    CHECK(config::load_settings(path, {{"PGINCR_LOAD_VIA", "pg_dump"}}).load_via ==
+          config::LoadVia::pg_dump);
+    auto bad = write_temp("via-bad.env", std::string(old_tool_env) + "PGINCR_LOAD_VIA=dump\n");
+    CHECK_THROWS_WITH_AS(config::load_settings(bad, {}),
+                         doctest::Contains("via-bad.env: PGINCR_LOAD_VIA must be copy or pg_dump"),
+                         ConfigError);
+}
+
 TEST_CASE("tables-config: the old tool's array loads unchanged") {
     auto t = config::parse_tables(
         R"([{"name": "orders", "replication_key": "updated_at", "unique_cols": ["id"]},
