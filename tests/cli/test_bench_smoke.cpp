@@ -4,49 +4,20 @@
 // Markdown report.
 #include "support/servers.hpp"
 
-#include <boost/process.hpp>
 #include <doctest/doctest.h>
-#include <fstream>
-#include <sstream>
-#include <sys/wait.h>
 
-namespace bp = boost::process;
 using namespace pgincr::test;
-
-namespace {
-
-#ifdef PGINCR_SOURCE_DIR
-const std::filesystem::path source_dir = PGINCR_SOURCE_DIR;
-#else
-// tests/cli/this file -> the repository root.
-const std::filesystem::path source_dir =
-    std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-#endif
-
-} // namespace
 
 TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
     WorkDir dir;
     auto report = dir.path() / "bench.md";
-    bp::environment env = boost::this_process::environment();
-    env["PGINCR_BIN"] = env_or_fail("PGINCR_TEST_BIN");
-    for (const char *k : {"PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS"})
-        env.erase(k);
-    bp::ipstream out;
-    // timeout sends SIGTERM first, on which the script still stops its servers.
-    bp::child child(bp::search_path("timeout"), "--kill-after=30", "180",
-                    (source_dir / "scripts/bench").string(), "--rows", "2000", "--changes", "200",
-                    "--runs", "1", "--no-build", "--out", report.string(),
-                    bp::start_dir(dir.path().string()), (bp::std_out & bp::std_err) > out,
-                    bp::std_in < bp::null, env);
-    std::ostringstream s;
-    s << out.rdbuf();
-    child.wait();
-    int status = child.native_exit_code();
-    std::string output = s.str();
+    auto r = run_script("bench",
+                        {"--rows", "2000", "--changes", "200", "--runs", "1", "--no-build", "--out",
+                         report.string()},
+                        dir.path(), 180);
+    const std::string &output = r.out;
     INFO(output);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(r.exit_code == 0);
 
     std::string md = dir.read("bench.md");
     INFO(md);

@@ -4,7 +4,6 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
-#include <fstream>
 
 using namespace pgincr;
 using namespace pgincr::test;
@@ -277,10 +276,7 @@ TEST_CASE("cli: the README's roles and grants are enough to check and sync") {
     p.src().exec("INSERT INTO tickets DEFAULT VALUES");
     p.tables(R"([{"name": "orders", "replication_key": "updated_at"},
                  {"name": "tickets", "replication_key": "updated_at"}])");
-    auto readme_path =
-        std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "README.md";
-    std::ifstream in(readme_path);
-    std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto readme = read_text(source_dir() / "README.md");
     std::vector<std::string> blocks;
     for (auto at = readme.find("```sql\n"); at != std::string::npos;
          at = readme.find("```sql\n", at)) {

@@ -2,23 +2,13 @@
 // command written next to it runs end to end with source = destination.
 #include "support/servers.hpp"
 
-#include <boost/process.hpp>
 #include <doctest/doctest.h>
 #include <fstream>
 #include <regex>
-#include <sstream>
-#include <sys/wait.h>
 
-#ifndef PGINCR_SOURCE_DIR
-#error "tests/CMakeLists.txt defines PGINCR_SOURCE_DIR"
-#endif
-
-namespace bp = boost::process;
 using namespace pgincr::test;
 
 namespace {
-
-const std::filesystem::path source_dir = PGINCR_SOURCE_DIR;
 
 std::vector<std::string> read_lines(const std::filesystem::path &file) {
     std::ifstream in(file);
@@ -39,7 +29,7 @@ std::string trim(const std::string &s) {
 // The commands of README.md's first fenced code block, which must come before the
 // first section: the two commands at the very top.
 std::vector<std::string> readme_top_commands() {
-    auto lines = read_lines(source_dir / "README.md");
+    auto lines = read_lines(source_dir() / "README.md");
     std::vector<std::string> commands;
     bool inside = false;
     for (const auto &line : lines) {
@@ -80,29 +70,16 @@ TEST_CASE("readme: .ci/run runs exactly the test command at the top of README.md
     CHECK(top[0] == "scripts/demo");
     std::string test_command = top[1];
     CHECK(test_command == "scripts/test");
-    CHECK(script_commands(source_dir / ".ci/run") == std::vector<std::string>{test_command});
+    CHECK(script_commands(source_dir() / ".ci/run") == std::vector<std::string>{test_command});
 }
 
 TEST_CASE("readme: scripts/demo runs end to end and ends with source equal to destination") {
     // The demo starts its own two servers; PGINCR_BIN makes it use the binary under
     // test instead of building build/pgincr.
-    bp::environment env = boost::this_process::environment();
-    env["PGINCR_BIN"] = env_or_fail("PGINCR_TEST_BIN");
-    for (const char *k : {"PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE"})
-        env.erase(k);
-    bp::ipstream out;
-    // timeout sends SIGTERM first, on which the demo still stops its servers.
-    bp::child child(bp::search_path("timeout"), "--kill-after=30", "240",
-                    (source_dir / "scripts/demo").string(), bp::start_dir(source_dir.string()),
-                    (bp::std_out & bp::std_err) > out, bp::std_in < bp::null, env);
-    std::ostringstream s;
-    s << out.rdbuf();
-    child.wait();
-    int status = child.native_exit_code();
-    std::string output = s.str();
+    auto r = run_script("demo", {}, source_dir(), 240);
+    const std::string &output = r.out;
     INFO(output);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(r.exit_code == 0);
 
     // The second sync reloaded the table whose definition changed.
     CHECK(output.find("[products] reset load: the source table's definition changed") !=

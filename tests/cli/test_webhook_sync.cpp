@@ -6,7 +6,6 @@
 #include <boost/process.hpp>
 #include <doctest/doctest.h>
 #include <fmt/format.h>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 using namespace pgincr;
@@ -40,10 +39,7 @@ const Json &table_named(const Json &body, const std::string &destination) {
 // The README's Python verification snippet, run as written against one request.
 bool readme_snippet_verifies(const std::string &secret, const HttpRequest &request,
                              const WorkDir &dir) {
-    auto readme =
-        std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "README.md";
-    std::ifstream in(readme);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto text = read_text(source_dir() / "README.md");
     auto start = text.find("```python\n");
     REQUIRE(start != std::string::npos);
     start += 10;

@@ -38,11 +38,11 @@ class Pipeline {
 };
 
 // Runs a sync and fails the test with pgincr's output when the exit code differs.
-#define REQUIRE_SYNC(pipeline, code)                                                             \
-    do {                                                                                         \
-        auto r_ = (pipeline).sync();                                                             \
-        INFO(r_.all());                                                                          \
-        REQUIRE(r_.exit_code == (code));                                                         \
+#define REQUIRE_SYNC(pipeline, code)                                                               \
+    do {                                                                                           \
+        auto r_ = (pipeline).sync();                                                               \
+        INFO(r_.all());                                                                            \
+        REQUIRE(r_.exit_code == (code));                                                           \
     } while (0)
 
 } // namespace pgincr::test

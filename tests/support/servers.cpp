@@ -89,6 +89,42 @@ std::string scalar(pg::Connection &conn, const std::string &sql) {
     return res.is_null(0, 0) ? "" : std::string(res.text(0, 0));
 }
 
+std::filesystem::path source_dir() {
+    return PGINCR_SOURCE_DIR;
+}
+
+std::string read_text(const std::filesystem::path &file) {
+    std::ifstream in(file, std::ios::binary);
+    INFO(file.string());
+    REQUIRE(in);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+RunResult run_script(const std::string &script, const std::vector<std::string> &args,
+                     const std::filesystem::path &dir, int seconds) {
+    bp::environment env = boost::this_process::environment();
+    env["PGINCR_BIN"] = env_or_fail("PGINCR_TEST_BIN");
+    for (const char *k : {"PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS"})
+        env.erase(k);
+    std::vector<std::string> argv = {"--kill-after=30", std::to_string(seconds),
+                                     (source_dir() / "scripts" / script).string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    bp::ipstream out;
+    bp::child child(bp::search_path("timeout"), bp::args(argv), bp::start_dir(dir.string()),
+                    (bp::std_out & bp::std_err) > out, bp::std_in < bp::null, env);
+    std::ostringstream s;
+    s << out.rdbuf();
+    child.wait();
+    RunResult r;
+    r.out = s.str();
+    int status = child.native_exit_code();
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return r;
+}
+
 RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
                      const std::map<std::string, std::string> &extra_env) {
     auto env = boost::this_process::environment();

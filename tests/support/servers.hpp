@@ -58,6 +58,16 @@ struct RunResult {
 RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
                      const std::map<std::string, std::string> &extra_env = {});
 
+// The repository root: README.md, scripts/.
+std::filesystem::path source_dir();
+std::string read_text(const std::filesystem::path &file);
+
+// Runs scripts/<script> in `dir` with PGINCR_BIN set to the binary under test and
+// without the developer's libpq variables; stdout and stderr are merged into `out`.
+// `timeout` sends SIGTERM after `seconds`, on which the scripts still stop their servers.
+RunResult run_script(const std::string &script, const std::vector<std::string> &args,
+                     const std::filesystem::path &dir, int seconds);
+
 // A temporary working directory, as a user would clone one per schema.
 class WorkDir {
   public:
