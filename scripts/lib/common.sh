@@ -35,6 +35,7 @@ ensure_deps() {
 
 build_pgincr() {
     local type=${1:-RelWithDebInfo}
+    # shellcheck disable=SC2086 # PGINCR_CMAKE_ARGS holds several arguments
     cmake -S "$PGINCR_ROOT" -B "$PGINCR_BUILD" -DCMAKE_BUILD_TYPE="$type" ${PGINCR_CMAKE_ARGS:-} >/dev/null
     cmake --build "$PGINCR_BUILD" -j"$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)' || true
     [ -x "$PGINCR_BUILD/pgincr" ] || { echo "build failed" >&2; return 1; }
@@ -67,6 +68,12 @@ free_port() {
     return 1
 }
 
+# cluster_options DIR PORT: the postgres options every cluster runs with. pg_ctl restart
+# reuses them from postmaster.opts, so a test can restart a cluster without knowing them.
+cluster_options() {
+    printf '%s' "-F -p $2 -k $1 -c listen_addresses=127.0.0.1 -c max_prepared_transactions=10 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB"
+}
+
 # start_cluster NAME: a cluster in $PGINCR_CLUSTERS/NAME on a free loopback port, with
 # scram passwords on TCP. Exports <NAME>_PORT.
 start_cluster() {
@@ -79,8 +86,7 @@ start_cluster() {
         --auth-local=trust --auth-host=scram-sha-256 --pwfile="$PGINCR_CLUSTERS/pwfile" >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
     as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-        -o "-F -p $port -k $dir -c listen_addresses=127.0.0.1 -c max_prepared_transactions=10 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB" \
-        >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+        -o "$(cluster_options "$dir" "$port")" >/dev/null || { cat "$dir/server.log" >&2; return 1; }
     as_pg "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -q -t 30
     printf -v "${name^^}_PORT" '%s' "$port"
     export "${name^^}_PORT"
@@ -111,4 +117,88 @@ start_clusters() {
     export PGINCR_TEST_PASSWORD=$PGINCR_PG_PASSWORD
     export PGINCR_TEST_PG_BIN=$PG_BIN
     export PATH="$PG_BIN:$PATH"
+}
+
+# start_test_extras: what only the test suite needs, on top of start_clusters (the demo
+# and the bench do not pay for it): TLS on the source, a hot standby of the source, and
+# what a test needs to restart a cluster.
+start_test_extras() {
+    start_source_tls
+    start_standby
+    # Empty when not root: the tests then run pg_ctl themselves.
+    if [ "$(id -u)" -eq 0 ]; then
+        PGINCR_TEST_PG_USER=$(pg_user)
+    else
+        PGINCR_TEST_PG_USER=
+    fi
+    export PGINCR_TEST_PG_USER
+}
+
+# start_source_tls: a throwaway CA signs the source's certificate, valid for localhost
+# and 127.0.0.1 so that sslmode=verify-full works with either host name; an unrelated CA
+# is what a test trusts to see verification fail. The role pgincr_tls may only come in
+# over TLS; every other connection still may use either. Exports PGINCR_TEST_CA_CERT and
+# PGINCR_TEST_WRONG_CA_CERT.
+start_source_tls() {
+    local tls="$PGINCR_CLUSTERS/tls" data="$PGINCR_CLUSTERS/source/data" ca
+    mkdir -p "$tls"
+    chmod 755 "$tls"
+    # EC keys: RSA key generation would cost a noticeable part of a second each.
+    for ca in ca wrong-ca; do
+        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout "$tls/$ca.key" -out "$tls/$ca.crt" -days 30 -subj "/CN=pgincr test $ca" \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+            >>"$tls/openssl.log" 2>&1 || { cat "$tls/openssl.log" >&2; return 1; }
+    done
+    printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+        'extendedKeyUsage=serverAuth' >"$tls/server.ext"
+    { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$tls/server.key" -subj /CN=localhost \
+        | openssl x509 -req -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
+            -extfile "$tls/server.ext" -out "$tls/server.crt"; } >>"$tls/openssl.log" 2>&1 \
+        || { cat "$tls/openssl.log" >&2; return 1; }
+    chmod 644 "$tls/ca.crt" "$tls/wrong-ca.crt"
+    # The server refuses a key that others can read.
+    install -o "$(pg_user)" -m 644 "$tls/server.crt" "$data/server.crt"
+    install -o "$(pg_user)" -m 600 "$tls/server.key" "$data/server.key"
+    printf '%s\n' '' '# start_source_tls' 'ssl = on' "ssl_cert_file = 'server.crt'" \
+        "ssl_key_file = 'server.key'" >>"$data/postgresql.conf"
+    # First match wins in pg_hba.conf, so the reject goes before initdb's lines.
+    { echo 'hostnossl all pgincr_tls all reject'; cat "$data/pg_hba.conf"; } >"$data/pg_hba.conf.new"
+    cat "$data/pg_hba.conf.new" >"$data/pg_hba.conf" # keeps the file's owner and mode
+    rm -f "$data/pg_hba.conf.new"
+    as_pg "$PG_BIN/pg_ctl" -D "$data" reload >/dev/null
+    # The reload is asynchronous: wait until the source actually speaks TLS, checked
+    # as a test would, so that no test races the postmaster re-reading its files.
+    local i
+    for i in $(seq 1 100); do
+        PGPASSWORD=$PGINCR_PG_PASSWORD PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" -X -qAt \
+            "host=127.0.0.1 port=$SOURCE_PORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$tls/ca.crt" \
+            -c 'SELECT 1' >/dev/null 2>&1 && break
+        [ "$i" -eq 100 ] && { echo "the source did not enable TLS" >&2; tail -20 "$PGINCR_CLUSTERS/source/server.log" >&2; return 1; }
+        sleep 0.05
+    done
+    export PGINCR_TEST_CA_CERT="$tls/ca.crt" PGINCR_TEST_WRONG_CA_CERT="$tls/wrong-ca.crt"
+}
+
+# start_standby: a streaming hot standby of the source in $PGINCR_CLUSTERS/standby, so
+# that stop_clusters stops it too. initdb's pg_hba.conf already lets replication in from
+# 127.0.0.1 with a password. Exports PGINCR_TEST_STANDBY_PORT.
+start_standby() {
+    local dir="$PGINCR_CLUSTERS/standby" port
+    port=$(free_port)
+    mkdir -p "$dir"
+    chown "$(pg_user)" "$dir"
+    # The password goes through the environment, never the command line; -R writes it
+    # into the standby's primary_conninfo, which is as private as the data directory.
+    # The copy and the streaming skip TLS: over TLS the copy alone takes half a second
+    # longer. The standby still gets the source's certificate, key and pg_hba.conf.
+    PGPASSWORD=$PGINCR_PG_PASSWORD PGSSLMODE=disable as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 \
+        -p "$SOURCE_PORT" -U postgres -D "$dir/data" -R -X stream --checkpoint=fast --no-sync \
+        --no-manifest >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; return 1; }
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+        -o "$(cluster_options "$dir" "$port") -c hot_standby=on -c hot_standby_feedback=off -c max_standby_streaming_delay=2s" \
+        >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+    as_pg "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -q -t 30
+    export PGINCR_TEST_STANDBY_PORT=$port
 }

@@ -1,6 +1,7 @@
 #include "support/servers.hpp"
 
 #include <boost/process.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -42,6 +43,93 @@ std::unique_ptr<pg::Connection> admin(pg::Side side, const std::string &db) {
     return std::make_unique<pg::Connection>(admin_info(side, db));
 }
 
+pg::ConnInfo standby_info(const std::string &db) {
+    auto info = admin_info(pg::Side::source, db);
+    info.port = env_or_fail("PGINCR_TEST_STANDBY_PORT");
+    return info;
+}
+
+void wait_for_standby(pg::Connection &primary) {
+    // The insert position, not the flush position: it covers what the caller wrote but
+    // did not commit synchronously; the WAL writer flushes and sends it within moments.
+    // When the last record ends on a page boundary the insert position lies past the
+    // next page header, beyond what replay reports, until the next record: the bgwriter
+    // logs one within 15 s of any activity, well inside the timeout.
+    auto target = scalar(primary, "SELECT pg_current_wal_insert_lsn()");
+    pg::Connection standby(standby_info());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+        auto res = standby.exec("SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false), "
+                                "pg_last_wal_replay_lsn()",
+                                {target}, pg::Expect::one_row);
+        if (res.boolean(0, 0))
+            return;
+        if (std::chrono::steady_clock::now() > deadline) {
+            std::string msg = fmt::format(
+                "the standby (port {}) replayed WAL only up to {} after 60 s; the primary is at "
+                "{}: is it streaming? see $PGINCR_CLUSTERS/standby/server.log",
+                standby.info().port, res.optional(0, 1).value_or("nothing"), target);
+            FAIL(msg);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+void restart_server(const std::string &name) {
+    std::string port;
+    if (name == "source")
+        port = env_or_fail("PGINCR_TEST_SRC_PORT");
+    else if (name == "dest")
+        port = env_or_fail("PGINCR_TEST_DST_PORT");
+    else if (name == "standby")
+        port = env_or_fail("PGINCR_TEST_STANDBY_PORT");
+    else
+        FAIL(fmt::format("restart_server: no server named '{}'", name));
+    auto dir = std::filesystem::path(env_or_fail("PGINCR_CLUSTERS")) / name;
+    auto pg_ctl = std::filesystem::path(env_or_fail("PGINCR_TEST_PG_BIN")) / "pg_ctl";
+    // Without -o, pg_ctl restart reuses the options in postmaster.opts (port, socket
+    // directory, -c settings). Without -l the new postmaster would write its log to
+    // pg_ctl's stdout and keep it open for as long as it runs. -w waits up to 60 s.
+    auto data = (dir / "data").string(), server_log = (dir / "server.log").string();
+    std::vector<std::string> args = {"-D", data, "-l", server_log, "-m", "fast", "-w", "restart"};
+    auto exe = pg_ctl;
+    // postgres refuses to run as root: scripts/test runs the clusters as this user.
+    const char *user = std::getenv("PGINCR_TEST_PG_USER");
+    if (user && *user && geteuid() == 0) {
+        args.insert(args.begin(), {"-u", user, "--", pg_ctl.string()});
+        exe = bp::search_path("runuser").string();
+    }
+    auto log = dir / "restart.log";
+    int rc = bp::system(exe.string(), bp::args(args), bp::start_dir(dir.string()),
+                        (bp::std_out & bp::std_err) > log.string(), bp::std_in < bp::null);
+    if (rc != 0) {
+        std::string msg = fmt::format("restarting {} failed ({}): {}\nsee {}", name, rc,
+                                      read_text(log), server_log);
+        FAIL(msg);
+    }
+    // pg_ctl -w has waited already; this checks the port a test connects to.
+    std::string target = fmt::format("host={} port={} dbname=postgres connect_timeout=5",
+                                     env_or_fail("PGINCR_TEST_HOST"), port);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (PQping(target.c_str()) != PQPING_OK) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            std::string msg = fmt::format("{} does not accept connections on port {} 60 s "
+                                          "after its restart; see {}",
+                                          name, port, server_log);
+            FAIL(msg);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+std::string ca_cert() {
+    return env_or_fail("PGINCR_TEST_CA_CERT");
+}
+
+std::string wrong_ca_cert() {
+    return env_or_fail("PGINCR_TEST_WRONG_CA_CERT");
+}
+
 TestDatabases::TestDatabases(const std::string &name) : name_(name) {
     for (auto side : {pg::Side::source, pg::Side::dest}) {
         auto conn = admin(side);
@@ -69,11 +157,14 @@ TestDatabases::~TestDatabases() {
 pg::ConnInfo TestDatabases::source_info() const {
     auto info = admin_info(pg::Side::source, name_);
     info.read_only = true;
+    info.pinned = true;
     return info;
 }
 
 pg::ConnInfo TestDatabases::dest_info() const {
-    return admin_info(pg::Side::dest, name_);
+    auto info = admin_info(pg::Side::dest, name_);
+    info.pinned = true;
+    return info;
 }
 
 TableDigest digest(pg::Connection &conn, const std::string &qualified_table) {

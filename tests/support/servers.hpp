@@ -1,5 +1,5 @@
 #pragma once
-// Access to the two throwaway clusters that scripts/test starts. Connection details
+// Access to the throwaway clusters that scripts/test starts. Connection details
 // come from PGINCR_TEST_* environment variables; without them the integration and
 // CLI suites fail loudly instead of skipping.
 #include "pg/connection.hpp"
@@ -17,6 +17,23 @@ std::string env_or_fail(const char *name);
 // Superuser sessions (not read-only) for setting up data on either server.
 pg::ConnInfo admin_info(pg::Side side, const std::string &db = "postgres");
 std::unique_ptr<pg::Connection> admin(pg::Side side, const std::string &db = "postgres");
+
+// The source's hot standby (scripts/test starts it): a superuser session on the source
+// side, which is how pgincr would read from a standby.
+pg::ConnInfo standby_info(const std::string &db = "postgres");
+// Waits until the standby has replayed everything written on `primary` so far, so that
+// a test reads on the standby what it just wrote on the source. Fails after 60 s.
+void wait_for_standby(pg::Connection &primary);
+
+// Restarts "source", "dest" or "standby" (fast shutdown: sessions are broken) on the same
+// port with the same options, and returns once it accepts connections again.
+void restart_server(const std::string &name);
+
+// The CA that signed the source's certificate (for sslmode=verify-full), and an unrelated
+// one that a client verifying with it must reject. The role pgincr_tls may only reach the
+// source over TLS.
+std::string ca_cert();
+std::string wrong_ca_cert();
 
 // A fresh database on both servers, named after the test, dropped by the destructor.
 // Isolates tests from each other without restarting the clusters.
