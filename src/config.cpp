@@ -1,6 +1,6 @@
 #include "config.hpp"
 
-#include "filter.hpp"
+#include "source/filter.hpp"
 #include "util/dotenv.hpp"
 #include "util/error.hpp"
 #include "util/hash.hpp"
@@ -21,16 +21,38 @@ namespace {
 using json = nlohmann::json;
 
 const std::set<std::string> known_keys = {
-    "SOURCE_HOST",      "SOURCE_PORT",
-    "SOURCE_DB",        "SOURCE_USERNAME",
-    "SOURCE_PASSWORD",  "SOURCE_SCHEMA",
-    "DEST_HOST",        "DEST_PORT",
-    "DEST_DB",          "DEST_USERNAME",
-    "DEST_PASSWORD",    "DEST_SCHEMA",
-    "PIPELINE_NAME",    "WEBHOOK_URL",
-    "WEBHOOK_SECRET",   "WEBHOOK_TIMEOUT_SECONDS",
-    "WEBHOOK_ATTEMPTS", "PGINCR_FALLBACK_LOOKBACK_SECONDS",
+    "SOURCE_HOST",
+    "SOURCE_PORT",
+    "SOURCE_DB",
+    "SOURCE_USERNAME",
+    "SOURCE_PASSWORD",
+    "SOURCE_SCHEMA",
+    "DEST_HOST",
+    "DEST_PORT",
+    "DEST_DB",
+    "DEST_USERNAME",
+    "DEST_PASSWORD",
+    "DEST_SCHEMA",
+    "PIPELINE_NAME",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_ATTEMPTS",
+    "PGINCR_FALLBACK_LOOKBACK_SECONDS",
     "PGINCR_LOAD_VIA",
+    "PGINCR_LOCK_TIMEOUT_SECONDS",
+    "SOURCE_SSLMODE",
+    "SOURCE_SSLROOTCERT",
+    "SOURCE_SSLCERT",
+    "SOURCE_SSLKEY",
+    "DEST_SSLMODE",
+    "DEST_SSLROOTCERT",
+    "DEST_SSLCERT",
+    "DEST_SSLKEY",
+    "SOURCE_PRIMARY_HOST",
+    "SOURCE_PRIMARY_PORT",
+    "SOURCE_PRIMARY_USERNAME",
+    "SOURCE_PRIMARY_PASSWORD",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
@@ -140,6 +162,37 @@ Settings load_settings(const std::filesystem::path &env_file,
     s.dest.user = required("DEST_USERNAME");
     s.dest.password = optional("DEST_PASSWORD", "");
     s.dest_schema = optional("DEST_SCHEMA", s.source_schema);
+
+    s.lock_timeout_seconds = parse_int(optional("PGINCR_LOCK_TIMEOUT_SECONDS", "300"),
+                                       "PGINCR_LOCK_TIMEOUT_SECONDS", origin, 1, 24 * 3600);
+    // TLS per side; unset keys leave libpq's PGSSLMODE ... in charge, for both sides.
+    for (auto *side : {&s.source, &s.dest}) {
+        std::string prefix = side->side == pg::Side::source ? "SOURCE_" : "DEST_";
+        side->sslmode = optional(prefix + "SSLMODE", "");
+        side->sslrootcert = optional(prefix + "SSLROOTCERT", "");
+        side->sslcert = optional(prefix + "SSLCERT", "");
+        side->sslkey = optional(prefix + "SSLKEY", "");
+        static const std::set<std::string> modes = {"disable", "allow",     "prefer",
+                                                    "require", "verify-ca", "verify-full"};
+        if (!side->sslmode.empty() && !modes.count(side->sslmode))
+            throw ConfigError(fmt::format("{}: {}SSLMODE must be one of disable, allow, prefer, "
+                                          "require, verify-ca, verify-full; got '{}'",
+                                          origin, prefix, side->sslmode));
+        side->pinned = true;
+        side->lock_timeout_seconds = s.lock_timeout_seconds;
+    }
+    if (auto host = optional("SOURCE_PRIMARY_HOST", ""); !host.empty()) {
+        pg::ConnInfo primary = s.source;
+        primary.host = host;
+        primary.port = optional("SOURCE_PRIMARY_PORT", s.source.port);
+        primary.user = optional("SOURCE_PRIMARY_USERNAME", s.source.user);
+        primary.password = optional("SOURCE_PRIMARY_PASSWORD", s.source.password);
+        parse_int(primary.port, "SOURCE_PRIMARY_PORT", origin, 1, 65535);
+        s.source_primary = primary;
+    } else if (!optional("SOURCE_PRIMARY_PORT", "").empty()) {
+        throw ConfigError(
+            fmt::format("{}: SOURCE_PRIMARY_PORT is set but SOURCE_PRIMARY_HOST is not", origin));
+    }
 
     parse_int(s.source.port, "SOURCE_PORT", origin, 1, 65535);
     parse_int(s.dest.port, "DEST_PORT", origin, 1, 65535);
@@ -353,7 +406,7 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                 "{}: destination table \"{}\" is already used by an earlier entry; give one of "
                 "them a different \"destination\"",
                 where, t.destination));
-        // Each destination has a staging table "<destination>_stg" (load::staging_name)
+        // Each destination has a staging table "<destination>_stg" (ddl::staging_name)
         // that syncs TRUNCATE and DROP: it must never be another entry's table, nor,
         // truncated by the server to 63 bytes, the destination itself.
         std::string staging = t.destination + "_stg";

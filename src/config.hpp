@@ -60,6 +60,12 @@ struct Settings {
     // Used when the source role cannot see other sessions' transactions.
     int fallback_lookback_seconds = 900;
     LoadVia load_via = LoadVia::copy; // PGINCR_LOAD_VIA
+    // Bounds every lock wait of pgincr's sessions (the swap behind readers, LOCK TABLE
+    // on the source behind a migration); the table fails and is retried next run.
+    int lock_timeout_seconds = 300; // PGINCR_LOCK_TIMEOUT_SECONDS
+    // SOURCE_PRIMARY_*: when the source is a hot standby, the late-commit horizon is
+    // read on its primary (same database, TLS settings and, by default, role).
+    std::optional<pg::ConnInfo> source_primary;
 };
 
 // Reads `env_file` (optional when every key comes from the environment), lets real

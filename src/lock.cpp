@@ -41,7 +41,6 @@ StateDirLock::StateDirLock(const std::filesystem::path &state_dir) {
     if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, who.data(), who.size(), 0) < 0) {
         // The lock holds regardless; the text only helps a second run name us.
     }
-
 }
 
 StateDirLock::~StateDirLock() {
@@ -75,6 +74,21 @@ RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &des
                                       "{} ({})",
                                       dest_schema, dest.describe(), who_db));
     }
+}
+
+void RunLock::ensure_held() {
+    try {
+        if (conn_ && conn_->ok()) {
+            conn_->exec("SELECT 1", pg::Expect::value);
+            return;
+        }
+    } catch (const pg::PgError &) {
+    }
+    throw LockLostError(fmt::format(
+        "lost the run lock: its destination session on {} is gone (server restart, terminated "
+        "backend or network), so another run may have started; stopping. The next run takes "
+        "the lock again and goes on from the saved state",
+        conn_ ? conn_->info().describe() : std::string("the destination")));
 }
 
 RunLock::~RunLock() {

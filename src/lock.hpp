@@ -3,6 +3,7 @@
 // advisory lock on the destination for the destination schema (any machine). A
 // second run fails at once with LockedError naming the holder.
 #include "pg/connection.hpp"
+#include "util/error.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -23,6 +24,11 @@ class StateDirLock {
     int fd_ = -1;
 };
 
+class LockLostError : public LockedError {
+  public:
+    using LockedError::LockedError;
+};
+
 class RunLock {
   public:
     RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
@@ -30,6 +36,12 @@ class RunLock {
     ~RunLock();
     RunLock(const RunLock &) = delete;
     RunLock &operator=(const RunLock &) = delete;
+
+    // The advisory lock lives as long as its session: a destination restart, a
+    // terminated backend or a network cut releases it, and a second run may start.
+    // Throws LockLostError when the session is gone, so that this run stops instead
+    // of going on unlocked. One round trip.
+    void ensure_held();
 
   private:
     StateDirLock dir_lock_;

@@ -1,4 +1,4 @@
-#include "merge.hpp"
+#include "apply/merge.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>

@@ -1,11 +1,11 @@
 #include "cli/cli.hpp"
 
-#include "check.hpp"
 #include "cli/options.hpp"
+#include "commands/check.hpp"
+#include "commands/status.hpp"
+#include "commands/sync.hpp"
 #include "pg/error.hpp"
 #include "pgincr/version.hpp"
-#include "runner.hpp"
-#include "status.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
 
@@ -64,13 +64,13 @@ int run(int argc, char **argv) {
     // The one top-level catch: each error type has its exit code.
     try {
         if (sync->parsed())
-            return runner::sync(o);
+            return commands::sync(o);
         if (check->parsed())
-            return check::run(o);
+            return commands::check(o);
         if (status->parsed())
-            return status::run(o);
+            return commands::status(o);
         if (reset->parsed())
-            return status::reset(o);
+            return commands::reset(o);
         return exit_config;
     } catch (const ConfigError &e) {
         log::error("", "{}", e.what());

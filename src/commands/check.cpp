@@ -1,12 +1,12 @@
-#include "check.hpp"
+#include "commands/check.hpp"
 
-#include "catalog.hpp"
 #include "config.hpp"
-#include "load.hpp"
+#include "modes/full_load.hpp"
+#include "modes/table_sync.hpp"
+#include "source/catalog.hpp"
+#include "source/watermark.hpp"
 #include "state.hpp"
-#include "table_sync.hpp"
 #include "util/error.hpp"
-#include "watermark.hpp"
 #include "webhook.hpp"
 
 #include <fmt/format.h>
@@ -17,7 +17,7 @@ namespace pgincr::sql {
 extern const std::string_view unreadable_sequences;
 }
 
-namespace pgincr::check {
+namespace pgincr::commands {
 
 namespace {
 
@@ -57,7 +57,7 @@ std::string next_action(const table_sync::Plan &p, const std::optional<state::Ta
 
 } // namespace
 
-int run(const cli::Options &o) {
+int check(const cli::Options &o) {
     auto settings = config::load_settings(o.env_file, config::process_environment());
     auto tables = config::load_tables(o.config_file);
     state::Store store(o.state_dir);
@@ -68,12 +68,35 @@ int run(const cli::Options &o) {
         return exit_table_failed;
 
     bool blocked = false;
-    auto horizon = watermark::read_horizon(*src, settings.fallback_lookback_seconds);
-    if (!horizon.sees_all)
-        say(fmt::format(
-            "source: WARNING role \"{}\" cannot see other roles' transactions, so the late-commit "
-            "guard falls back to a {} s window; run: GRANT pg_read_all_stats TO \"{}\";",
-            settings.source.user, settings.fallback_lookback_seconds, settings.source.user));
+    std::unique_ptr<pg::Connection> primary;
+    bool standby = watermark::in_recovery(*src);
+    if (standby && settings.source_primary) {
+        primary = connect(*settings.source_primary);
+        if (!primary)
+            return exit_table_failed;
+    } else if (settings.source_primary) {
+        say("source: note: the source is not a standby, so SOURCE_PRIMARY_HOST is not used");
+    }
+    const auto &horizon_role = primary ? settings.source_primary->user : settings.source.user;
+    try {
+        auto horizon =
+            watermark::read_horizon(*src, primary.get(), settings.fallback_lookback_seconds);
+        if (horizon.from_primary)
+            say(fmt::format("source: hot standby; the late-commit guard reads the open "
+                            "transactions on the primary {} and waits for the standby to replay "
+                            "up to the primary's position before each snapshot",
+                            settings.source_primary->describe()));
+        else if (horizon.standby)
+            say("source: WARNING " + watermark::standby_warning(settings));
+        if (!horizon.sees_all)
+            say(fmt::format("source: WARNING role \"{}\" cannot see other roles' transactions, "
+                            "so the late-commit guard falls back to a {} s window; run: GRANT "
+                            "pg_read_all_stats TO \"{}\";",
+                            horizon_role, settings.fallback_lookback_seconds, horizon_role));
+    } catch (const std::exception &e) {
+        say(fmt::format("source: ERROR {}", e.what()));
+        blocked = true;
+    }
     auto can_create = dst->exec(
         "SELECT CASE WHEN n.oid IS NULL THEN pg_catalog.has_database_privilege("
         "pg_catalog.current_database(), 'CREATE') ELSE pg_catalog.has_schema_privilege(n.oid, "
@@ -115,7 +138,7 @@ int run(const cli::Options &o) {
                             table.key->name));
                 }
             }
-            if (table.oid && load::choose_via(settings, cfg) == config::LoadVia::pg_dump) {
+            if (table.oid && full_load::choose_via(settings, cfg) == config::LoadVia::pg_dump) {
                 auto seqs = src->exec(sql::unreadable_sequences, {std::to_string(table.oid)},
                                       pg::Expect::rows);
                 for (int i = 0; i < seqs.rows(); ++i)
@@ -162,4 +185,4 @@ int run(const cli::Options &o) {
     return blocked ? exit_table_failed : exit_ok;
 }
 
-} // namespace pgincr::check
+} // namespace pgincr::commands

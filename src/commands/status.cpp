@@ -1,8 +1,8 @@
-#include "status.hpp"
+#include "commands/status.hpp"
 
-#include "catalog.hpp"
 #include "config.hpp"
 #include "lock.hpp"
+#include "source/catalog.hpp"
 #include "state.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
@@ -12,7 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-namespace pgincr::status {
+namespace pgincr::commands {
 
 namespace {
 
@@ -47,7 +47,7 @@ Lag live_lag(pg::Connection &src, const config::Settings &settings, const config
 
 } // namespace
 
-int run(const cli::Options &o) {
+int status(const cli::Options &o) {
     auto settings = config::load_settings(o.env_file, config::process_environment());
     auto tables = config::load_tables(o.config_file);
     state::Store store(o.state_dir);
@@ -117,9 +117,8 @@ int run(const cli::Options &o) {
             last.is_null() ? "never" : last["at"].get<std::string>(),
             last.is_null() ? "-" : last["result"].get<std::string>(),
             last.is_null() ? "-" : std::to_string(last["rows_copied"].get<std::int64_t>()),
-            row["lag_seconds"].is_null()
-                ? "-"
-                : fmt::format("{:.0f}s", row["lag_seconds"].get<double>()),
+            row["lag_seconds"].is_null() ? "-"
+                                         : fmt::format("{:.0f}s", row["lag_seconds"].get<double>()),
             str(row["rows_at_or_after_mark"]));
         if (!last.is_null() && !last["error"].is_null())
             std::cout << "    error: " << last["error"].get<std::string>() << '\n';
@@ -152,4 +151,4 @@ int reset(const cli::Options &o) {
     return exit_ok;
 }
 
-} // namespace pgincr::status
+} // namespace pgincr::commands

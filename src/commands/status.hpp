@@ -1,9 +1,9 @@
 #pragma once
 #include "cli/options.hpp"
 
-namespace pgincr::status {
+namespace pgincr::commands {
 // `pgincr status [--json]`: per table, the watermark, the last sync and the lag.
-int run(const cli::Options &options);
+int status(const cli::Options &options);
 // `pgincr reset TABLE...`: the next sync reloads these tables whole.
 int reset(const cli::Options &options);
-} // namespace pgincr::status
+} // namespace pgincr::commands

@@ -1,15 +1,16 @@
-#include "runner.hpp"
+#include "commands/sync.hpp"
 
 #include "config.hpp"
 #include "lock.hpp"
+#include "modes/table_sync.hpp"
+#include "source/watermark.hpp"
 #include "state.hpp"
 #include "summary.hpp"
-#include "table_sync.hpp"
 #include "util/error.hpp"
+#include "util/fault.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 #include "util/time.hpp"
-#include "watermark.hpp"
 #include "webhook.hpp"
 
 #include <algorithm>
@@ -17,7 +18,7 @@
 #include <memory>
 #include <random>
 
-namespace pgincr::runner {
+namespace pgincr::commands {
 
 namespace {
 
@@ -63,14 +64,33 @@ void ensure_open(std::unique_ptr<pg::Connection> &conn, const pg::ConnInfo &info
     }
 }
 
-// Once per run, not per table: the role is the same for every table.
-void warn_if_blind(pg::Connection &src, const config::Settings &settings) {
-    if (watermark::read_horizon(src, settings.fallback_lookback_seconds).sees_all)
-        return;
-    log::warn("",
-              "role \"{}\" cannot see other roles' transactions, so the late-commit guard "
-              "re-reads a {} s window instead; run: GRANT pg_read_all_stats TO \"{}\";",
-              settings.source.user, settings.fallback_lookback_seconds, settings.source.user);
+// Once per run, not per table: the role and the server are the same for every table.
+void warn_if_windowed(pg::Connection &src, pg::Connection *primary,
+                      const config::Settings &settings) {
+    auto h = watermark::read_horizon(src, primary, settings.fallback_lookback_seconds);
+    if (h.from_primary)
+        log::info("",
+                  "the source is a hot standby: the late-commit horizon is read on the "
+                  "primary {}",
+                  settings.source_primary->describe());
+    else if (h.standby)
+        log::warn("", "{}", watermark::standby_warning(settings));
+    if (!h.sees_all)
+        log::warn("",
+                  "role \"{}\" cannot see other roles' transactions, so the late-commit guard "
+                  "re-reads a {} s window instead; run: GRANT pg_read_all_stats TO \"{}\";",
+                  h.from_primary ? settings.source_primary->user : settings.source.user,
+                  settings.fallback_lookback_seconds,
+                  h.from_primary ? settings.source_primary->user : settings.source.user);
+}
+
+TableResult not_started(const config::Table &cfg, const std::string &why) {
+    TableResult r;
+    r.name = cfg.name;
+    r.destination = cfg.destination;
+    r.config_mode = config::mode_name(cfg.mode);
+    r.error = "not started: " + why;
+    return r;
 }
 
 } // namespace
@@ -92,27 +112,44 @@ int sync(const cli::Options &o) {
               settings.pipeline_name, tables.size(), settings.source.describe(),
               settings.source_schema, settings.dest.describe(), settings.dest_schema);
 
-    std::unique_ptr<pg::Connection> src, dst;
-    bool grant_checked = false;
+    std::unique_ptr<pg::Connection> src, dst, primary;
+    bool source_checked = false;
+    bool standby = false;
+    std::optional<std::string> lock_lost;
     for (const auto &cfg : tables) {
         if (signals::interrupted()) {
-            TableResult skipped;
-            skipped.name = cfg.name;
-            skipped.destination = cfg.destination;
-            skipped.config_mode = config::mode_name(cfg.mode);
-            skipped.error = "not started: the run was interrupted";
-            run.tables.push_back(skipped);
+            run.tables.push_back(not_started(cfg, "the run was interrupted"));
+            continue;
+        }
+        if (!lock_lost) {
+            try {
+                lock->ensure_held();
+            } catch (const lock::LockLostError &e) {
+                lock_lost = e.what();
+                log::error("", "{}", e.what());
+            }
+        }
+        if (lock_lost) {
+            run.tables.push_back(not_started(cfg, "the run lost its lock"));
             continue;
         }
         TableResult r;
         try {
             ensure_open(src, settings.source);
-            if (!grant_checked) {
-                grant_checked = true;
-                warn_if_blind(*src, settings);
+            if (!source_checked) {
+                standby = watermark::in_recovery(*src);
+                if (!standby && settings.source_primary)
+                    log::info("", "the source is not a standby: SOURCE_PRIMARY_HOST is not used");
+            }
+            if (standby && settings.source_primary)
+                ensure_open(primary, *settings.source_primary);
+            if (!source_checked) {
+                source_checked = true;
+                warn_if_windowed(*src, primary.get(), settings);
             }
             ensure_open(dst, settings.dest);
-            r = table_sync::sync(*src, *dst, settings, cfg, store);
+            table_sync::Sessions sessions{*src, *dst, primary.get(), lock.get()};
+            r = table_sync::sync(sessions, settings, cfg, store);
         } catch (const std::exception &e) {
             r.name = cfg.name;
             r.destination = cfg.destination;
@@ -121,11 +158,22 @@ int sync(const cli::Options &o) {
         }
         log_result(r);
         run.tables.push_back(std::move(r));
+        fault::point("after-table");
+    }
+    if (!lock_lost) {
+        // A lock lost during the last table still means this run was not alone.
+        try {
+            lock->ensure_held();
+        } catch (const lock::LockLostError &e) {
+            lock_lost = e.what();
+            log::error("", "{}", e.what());
+        }
     }
     run.interrupted = signals::interrupted();
     run.finished_at = std::chrono::system_clock::now();
     src.reset();
     dst.reset();
+    primary.reset();
     lock.reset();
 
     std::size_t failed = 0;
@@ -137,7 +185,9 @@ int sync(const cli::Options &o) {
 
     if (run.interrupted)
         return exit_interrupted;
+    if (lock_lost)
+        return exit_locked;
     return failed == 0 ? exit_ok : exit_table_failed;
 }
 
-} // namespace pgincr::runner
+} // namespace pgincr::commands

@@ -1,9 +1,7 @@
-#include "incremental.hpp"
+#include "modes/incremental.hpp"
 
-#include "filter.hpp"
-#include "load.hpp"
-#include "merge.hpp"
-#include "pg/copy.hpp"
+#include "dest/ddl.hpp"
+#include "source/filter.hpp"
 #include "util/fault.hpp"
 #include "util/progress.hpp"
 
@@ -11,10 +9,12 @@
 
 namespace pgincr::incremental {
 
-Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
+Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
-           const std::optional<std::string> &mark, const watermark::Horizon &horizon) {
+           const std::optional<std::string> &mark, const watermark::Horizon &horizon,
+           const apply::Heartbeat &heartbeat) {
     Result result;
+    pg::Connection &src = snapshot.conn();
     std::string source_rel = src.qualified(table.schema, table.name);
     auto pos =
         watermark::read_position(src, table, mark, horizon, cfg.lookback_seconds, cfg.filter);
@@ -36,35 +36,20 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
     for (const auto &p : preds)
         where_sql += (where_sql.empty() ? " WHERE " : " AND ") + p;
 
-    std::string schema = settings.dest_schema;
-    std::string target = dst.qualified(schema, cfg.destination);
-    std::string staging = dst.qualified(schema, load::staging_name(cfg.destination));
-
+    std::string staging = dst.qualified(settings.dest_schema, ddl::staging_name(cfg.destination));
     pg::Transaction tx(dst);
     dst.exec(fmt::format("TRUNCATE {}", staging));
     Progress progress(cfg.destination, "copying changes", 0);
-    result.rows_copied = load::copy_rows(src, dst, table, where_sql, staging, progress);
+    result.rows_copied = apply::copy_rows(src, dst, table, where_sql, staging, progress, heartbeat);
     progress.finish();
+    // The rows and the mark are read: the source is released before the merge.
+    snapshot.close();
 
     fault::point("incremental-after-copy");
-    if (result.rows_copied > 0) {
-        merge::Spec spec;
-        spec.target = target;
-        spec.staging = staging;
-        for (const auto *c : table.copied_columns())
-            spec.columns.push_back(dst.quote_ident(c->name));
-        for (const auto &u : table.unique_cols)
-            spec.unique.push_back(dst.quote_ident(u));
-        spec.key = dst.quote_ident(table.key->name);
-        spec.append = cfg.mode == config::Mode::incremental_append;
-        // The staging table was just filled: give the planner its size.
-        dst.exec(fmt::format("ANALYZE {}", staging));
-        // The DISTINCT ON sort of a typical delta spills to disk under the default
-        // 4 MB (measured in BENCHMARKS.md); LOCAL ends with this transaction.
-        dst.exec("SET LOCAL work_mem = '64MB'");
-        result.rows_merged = dst.exec(merge::merge_sql(spec)).affected_rows();
-        dst.exec(fmt::format("TRUNCATE {}", staging));
-    }
+    if (result.rows_copied > 0)
+        result.rows_merged = apply::merge_staged(dst, settings.dest_schema, cfg, table);
+    if (heartbeat)
+        heartbeat();
     fault::point("incremental-before-commit");
     tx.commit();
     return result;

@@ -2,10 +2,12 @@
 // One incremental sync of one table: the rows at or after the mark stream by COPY
 // into the UNLOGGED staging table and are merged by the unique columns, all in one
 // destination transaction.
-#include "catalog.hpp"
+#include "apply/apply.hpp"
 #include "config.hpp"
 #include "pg/connection.hpp"
-#include "watermark.hpp"
+#include "pg/snapshot.hpp"
+#include "source/catalog.hpp"
+#include "source/watermark.hpp"
 
 #include <optional>
 #include <string>
@@ -19,10 +21,12 @@ struct Result {
     std::optional<double> lag_seconds;
 };
 
-// `src` must be inside the sync's REPEATABLE READ READ ONLY transaction. Commits on
-// `dst`; on any failure the destination transaction rolls back and nothing changes.
-Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
+// Reads the changed rows and the new mark in `snapshot` and closes it before the
+// merge. Commits on `dst`; on any failure the destination transaction rolls back and
+// nothing changes.
+Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
-           const std::optional<std::string> &mark, const watermark::Horizon &horizon);
+           const std::optional<std::string> &mark, const watermark::Horizon &horizon,
+           const apply::Heartbeat &heartbeat);
 
 } // namespace pgincr::incremental

@@ -1,12 +1,14 @@
-#include "table_sync.hpp"
+#include "modes/table_sync.hpp"
 
-#include "incremental.hpp"
-#include "load.hpp"
+#include "dest/ddl.hpp"
+#include "modes/full_load.hpp"
+#include "modes/incremental.hpp"
+#include "pg/snapshot.hpp"
+#include "source/watermark.hpp"
 #include "util/fault.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 #include "util/time.hpp"
-#include "watermark.hpp"
 
 #include <chrono>
 #include <fmt/format.h>
@@ -89,7 +91,7 @@ Plan plan(pg::Connection &dst, const config::Settings &settings, const config::T
     auto saved = store.load(cfg.destination);
     auto dest_sig = catalog::dest_signature(dst, settings.dest_schema, cfg.destination);
     bool staging =
-        catalog::relation_exists(dst, settings.dest_schema, load::staging_name(cfg.destination));
+        catalog::relation_exists(dst, settings.dest_schema, ddl::staging_name(cfg.destination));
     std::optional<std::string> legacy;
     if (!saved)
         legacy = store.legacy_mark(cfg.name);
@@ -122,8 +124,8 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
     }
     try {
         pg::Transaction tx(dst);
-        load::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table);
-        load::create_staging(dst, settings.dest_schema, cfg, table);
+        ddl::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table);
+        ddl::create_staging(dst, settings.dest_schema, cfg, table);
         tx.commit();
     } catch (const pg::PgError &e) {
         log::warn(cfg.destination,
@@ -138,8 +140,10 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
 
 } // namespace
 
-TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
-                 const config::Table &cfg, const state::Store &store) {
+TableResult sync(Sessions &sessions, const config::Settings &settings, const config::Table &cfg,
+                 const state::Store &store) {
+    pg::Connection &src = sessions.src;
+    pg::Connection &dst = sessions.dst;
     TableResult r;
     r.name = cfg.name;
     r.destination = cfg.destination;
@@ -147,13 +151,29 @@ TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Setting
     auto started = std::chrono::steady_clock::now();
     const std::string &tag = cfg.destination;
     std::optional<state::TableState> saved;
+    apply::Heartbeat heartbeat = [&] {
+        if (sessions.lock)
+            sessions.lock->ensure_held();
+    };
 
     try {
         saved = store.load(cfg.destination);
         // Read before the snapshot: see watermark.hpp.
-        auto horizon = watermark::read_horizon(src, settings.fallback_lookback_seconds);
-        pg::Transaction stx(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        auto horizon =
+            watermark::read_horizon(src, sessions.primary, settings.fallback_lookback_seconds);
+        pg::Snapshot snapshot(src);
+        try {
+            snapshot.lock(src.qualified(settings.source_schema, cfg.name));
+        } catch (const pg::PgError &e) {
+            if (e.sqlstate() != "42P01")
+                throw;
+            throw catalog::TableError(
+                fmt::format("source table \"{}\".\"{}\" does not exist (tables-config.json "
+                            "entry {})",
+                            settings.source_schema, cfg.name, cfg.entry));
+        }
         auto table = catalog::describe_source(src, settings.source_schema, cfg);
+        fault::point("snapshot-taken");
         catalog::require_syncable(table);
         auto p = plan(dst, settings, cfg, table, store);
 
@@ -176,7 +196,8 @@ TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Setting
         next.options = config::options_signature(cfg);
 
         if (p.mode == SyncMode::incremental) {
-            auto res = incremental::run(src, dst, settings, cfg, table, mark, horizon);
+            auto res =
+                incremental::run(snapshot, dst, settings, cfg, table, mark, horizon, heartbeat);
             r.rows_copied = res.rows_copied;
             r.rows_merged = res.rows_merged;
             r.watermark = res.watermark;
@@ -187,14 +208,14 @@ TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Setting
                     : catalog::dest_signature(dst, settings.dest_schema, cfg.destination)
                           .value_or("");
         } else {
-            auto res = load::full_load(src, dst, settings, cfg, table, horizon);
+            auto res = full_load::run(snapshot, dst, settings, cfg, table, horizon, heartbeat);
             r.rows_copied = res.rows;
             r.rows_merged = res.rows;
             r.watermark = res.watermark;
             r.lag_seconds = res.lag_seconds;
             next.dest_signature = res.dest_signature;
         }
-        stx.commit();
+        snapshot.close(); // already closed by the mode once its rows were read
         next.watermark = r.watermark;
         r.ok = true;
         r.duration_ms = timeutil::ms_between(started, std::chrono::steady_clock::now());

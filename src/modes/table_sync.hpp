@@ -1,9 +1,10 @@
 #pragma once
 // One table's sync: decide what to do (initial load, reset, incremental), do it, and
 // save the state after the destination committed.
-#include "catalog.hpp"
 #include "config.hpp"
+#include "lock.hpp"
 #include "pg/connection.hpp"
+#include "source/catalog.hpp"
 #include "state.hpp"
 #include "summary.hpp"
 
@@ -30,9 +31,17 @@ Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
 Plan plan(pg::Connection &dst, const config::Settings &settings, const config::Table &cfg,
           const catalog::SourceTable &table, const state::Store &store);
 
+// The sessions one table's sync works with.
+struct Sessions {
+    pg::Connection &src;
+    pg::Connection &dst;
+    pg::Connection *primary = nullptr; // the source's primary, when the source is a standby
+    lock::RunLock *lock = nullptr;     // checked during long copies and before each commit
+};
+
 // Syncs one table. Never throws for a table-level problem: the result says what
 // went wrong, and the saved state keeps its previous mark.
-TableResult sync(pg::Connection &src, pg::Connection &dst, const config::Settings &settings,
-                 const config::Table &cfg, const state::Store &store);
+TableResult sync(Sessions &sessions, const config::Settings &settings, const config::Table &cfg,
+                 const state::Store &store);
 
 } // namespace pgincr::table_sync

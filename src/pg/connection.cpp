@@ -1,5 +1,7 @@
 #include "pg/connection.hpp"
 
+#include "pg/session.hpp"
+
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -83,36 +85,13 @@ std::int64_t Result::affected_rows() const {
 }
 
 Connection::Connection(const ConnInfo &info) : side_(info.side), info_(info) {
-    // Only the keys the user set are passed, so that libpq's own environment
-    // variables (PGSSLMODE, PGPASSFILE, PGCONNECT_TIMEOUT ...) keep working for the rest.
+    auto params = session::connect_params(info);
     std::vector<const char *> keys;
     std::vector<const char *> values;
-    auto add = [&](const char *key, const std::string &value) {
-        if (!value.empty()) {
-            keys.push_back(key);
-            values.push_back(value.c_str());
-        }
-    };
-    add("host", info.host);
-    add("port", info.port);
-    add("dbname", info.dbname);
-    add("user", info.user);
-    add("password", info.password);
-    keys.push_back("application_name");
-    values.push_back("pgincr");
-    // Dead peers are noticed within a few minutes instead of the kernel's two hours.
-    keys.push_back("keepalives_idle");
-    values.push_back("60");
-    std::string connect_timeout = std::getenv("PGCONNECT_TIMEOUT") ? "" : "10";
-    add("connect_timeout", connect_timeout);
-    // The source session can never write, whatever the role may do; DateStyle is
-    // pinned because watermarks are stored as the server prints them.
-    std::string options = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 "
-                          "-c client_min_messages=warning";
-    if (info.read_only)
-        options += " -c default_transaction_read_only=on";
-    keys.push_back("options");
-    values.push_back(options.c_str());
+    for (const auto &[k, v] : params) {
+        keys.push_back(k.c_str());
+        values.push_back(v.c_str());
+    }
     keys.push_back(nullptr);
     values.push_back(nullptr);
 
@@ -128,6 +107,12 @@ Connection::Connection(const ConnInfo &info) : side_(info.side), info_(info) {
                               fmt::format("cannot connect to {}: {}", info.describe(), message));
     }
     cancel_slot_ = register_cancel(conn_.get());
+    session::finish_setup(*this);
+}
+
+std::string Connection::server_encoding() const {
+    const char *enc = PQparameterStatus(conn_.get(), "server_encoding");
+    return enc ? enc : "";
 }
 
 Connection::~Connection() {
@@ -139,6 +124,11 @@ void Connection::throw_error(std::string_view statement) const {
     while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
         message.pop_back();
     std::string sqlstate = PQstatus(conn_.get()) == CONNECTION_BAD ? "08006" : "";
+    // A standby ends an idle-in-transaction session for recovery with a FATAL message
+    // that arrives as a lost connection.
+    auto hint = advice(side_, sqlstate, message, "", "", info_.lock_timeout_seconds);
+    if (!hint.empty())
+        message += ": " + hint;
     throw PgError(side_, sqlstate, message, std::string(statement));
 }
 
@@ -146,6 +136,7 @@ void Connection::throw_result_error(const PGresult *res, std::string_view statem
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *context = PQresultErrorField(res, PG_DIAG_CONTEXT);
     std::string message = primary ? primary : PQresultErrorMessage(res);
     if (message.empty())
         message = PQerrorMessage(conn_.get());
@@ -153,7 +144,12 @@ void Connection::throw_result_error(const PGresult *res, std::string_view statem
         message.pop_back();
     if (detail)
         message += fmt::format(" ({})", detail);
-    throw PgError(side_, state ? state : "", message, std::string(statement));
+    std::string sqlstate = state ? state : "";
+    auto hint = advice(side_, sqlstate, message, context ? context : "", server_encoding(),
+                       info_.lock_timeout_seconds);
+    if (!hint.empty())
+        message += ": " + hint;
+    throw PgError(side_, sqlstate, message, std::string(statement));
 }
 
 Result Connection::exec(std::string_view sql, Expect expect) {
@@ -226,6 +222,15 @@ std::string Connection::quote_ident(std::string_view name) const {
     char *escaped = PQescapeIdentifier(conn_.get(), name.data(), name.size());
     if (!escaped)
         throw_error("PQescapeIdentifier");
+    std::string out(escaped);
+    PQfreemem(escaped);
+    return out;
+}
+
+std::string Connection::quote_literal(std::string_view value) const {
+    char *escaped = PQescapeLiteral(conn_.get(), value.data(), value.size());
+    if (!escaped)
+        throw_error("PQescapeLiteral");
     std::string out(escaped);
     PQfreemem(escaped);
     return out;

@@ -24,9 +24,18 @@ struct ConnInfo {
     std::string port;
     std::string dbname;
     std::string user;
-    std::string password;         // empty: libpq falls back to PGPASSWORD / PGPASSFILE
-    bool read_only = false;       // sets default_transaction_read_only = on (pgincr's source)
-    std::string describe() const; // "user@host:port/db", no password
+    std::string password; // empty: libpq falls back to PGPASSWORD / PGPASSFILE
+    // TLS for this side only; empty: libpq's PGSSLMODE ... environment, as for both sides.
+    std::string sslmode;
+    std::string sslrootcert;
+    std::string sslcert;
+    std::string sslkey;
+    bool read_only = false; // sets default_transaction_read_only = on (pgincr's source)
+    // pgincr's own sessions are pinned (pg/session.hpp): whatever the role or database
+    // sets, they behave the same. Test and admin sessions keep the server's defaults.
+    bool pinned = false;
+    int lock_timeout_seconds = 300; // pinned sessions only: bounds every lock wait
+    std::string describe() const;   // "user@host:port/db", no password
 };
 
 // What the caller expects back from a statement.
@@ -65,8 +74,7 @@ using Params = std::vector<std::optional<std::string>>;
 
 class Connection {
   public:
-    // Opens the session and sets it up the same way every time (application_name,
-    // DateStyle, and on the source default_transaction_read_only = on).
+    // Opens the session and sets it up as pg/session.hpp says for its kind.
     explicit Connection(const ConnInfo &info);
     ~Connection();
     // Not movable: the cancel slot registered for the signal handler is tied to this object.
@@ -83,6 +91,8 @@ class Connection {
 
     // Identifier quoting by libpq (PQescapeIdentifier), never by hand.
     std::string quote_ident(std::string_view name) const;
+    // A literal for the few statements that take no parameters (SET TRANSACTION SNAPSHOT).
+    std::string quote_literal(std::string_view value) const;
     // "schema"."table"
     std::string qualified(std::string_view schema, std::string_view name) const;
 
@@ -91,6 +101,9 @@ class Connection {
     [[noreturn]] void throw_result_error(const PGresult *res, std::string_view statement) const;
 
     int server_version() const { return PQserverVersion(conn_.get()); }
+    // The server's encoding, as reported at connect time ("UTF8", "LATIN1" ...).
+    std::string server_encoding() const;
+    bool ok() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
 
   private:
     struct Finish {

@@ -36,6 +36,35 @@ std::string describe(Side side, const std::string &sqlstate, const std::string &
 }
 } // namespace
 
+std::string advice(Side side, const std::string &sqlstate, const std::string &message,
+                   const std::string &context, const std::string &server_encoding,
+                   int lock_timeout_seconds) {
+    if (sqlstate == "22P05" || sqlstate == "22021") {
+        // The COPY context reads "COPY <table>, line N, column <name>[: value]".
+        std::string column;
+        if (auto at = context.find(", column "); at != std::string::npos) {
+            column = context.substr(at + 9);
+            column = column.substr(0, column.find_first_of(":\n"));
+        }
+        return fmt::format("{} holds a character that the {} database's encoding {} cannot "
+                           "represent; nothing of this table was written. Use a UTF8 {} database, "
+                           "or change the value in the source",
+                           column.empty() ? "a text value" : fmt::format("column \"{}\"", column),
+                           side == Side::dest ? "destination" : "source",
+                           server_encoding.empty() ? "(unknown)" : server_encoding,
+                           side == Side::dest ? "destination" : "source");
+    }
+    if (sqlstate == "55P03" && message.find("lock timeout") != std::string::npos)
+        return fmt::format("waited PGINCR_LOCK_TIMEOUT_SECONDS ({} s) for a lock another session "
+                           "holds (see pg_locks); the table is retried on the next run",
+                           lock_timeout_seconds);
+    if (side == Side::source && message.find("conflict with recovery") != std::string::npos)
+        return "the source is a hot standby that cancelled this read to replay changes from the "
+               "primary; on the standby set hot_standby_feedback = on or raise "
+               "max_standby_streaming_delay (or max_standby_archive_delay)";
+    return "";
+}
+
 PgError::PgError(Side side, std::string sqlstate, std::string message, std::string statement)
     : Error(describe(side, sqlstate, message, statement)), side_(side),
       sqlstate_(std::move(sqlstate)), message_(std::move(message)),

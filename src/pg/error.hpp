@@ -26,6 +26,14 @@ class PgError : public Error {
     std::string statement_;
 };
 
+// What to do about the errors real servers give pgincr's sessions, appended to the
+// server's message: text the destination's encoding cannot hold (naming the column
+// from the COPY context), an expired lock_timeout, a standby cancelling a read for
+// recovery. "" when there is nothing to add. Pure, unit-tested.
+std::string advice(Side side, const std::string &sqlstate, const std::string &message,
+                   const std::string &context, const std::string &server_encoding,
+                   int lock_timeout_seconds);
+
 // The connection could not be opened: names the side, never the password.
 class ConnectionError : public PgError {
   public:

@@ -1,4 +1,4 @@
-#include "catalog.hpp"
+#include "source/catalog.hpp"
 
 #include "util/hash.hpp"
 

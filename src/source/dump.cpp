@@ -1,4 +1,4 @@
-#include "dump.hpp"
+#include "source/dump.hpp"
 
 #include "util/error.hpp"
 #include "util/signals.hpp"
@@ -61,6 +61,11 @@ std::map<std::string, std::string> environment(const Request &r,
     set("PGUSER", r.source.user);
     set("PGDATABASE", r.source.dbname);
     set("PGPASSWORD", r.source.password);
+    // The source side's own TLS settings; unset ones keep the parent's PGSSLMODE ...
+    set("PGSSLMODE", r.source.sslmode);
+    set("PGSSLROOTCERT", r.source.sslrootcert);
+    set("PGSSLCERT", r.source.sslcert);
+    set("PGSSLKEY", r.source.sslkey);
     env["PGAPPNAME"] = "pgincr";
     // PGOPTIONS of the parent could turn the snapshot session into something else.
     env.erase("PGOPTIONS");

@@ -1,4 +1,4 @@
-#include "filter.hpp"
+#include "source/filter.hpp"
 
 #include "util/error.hpp"
 

@@ -1,8 +1,12 @@
-#include "watermark.hpp"
+#include "source/watermark.hpp"
 
-#include "filter.hpp"
+#include "source/filter.hpp"
 
+#include "util/error.hpp"
+
+#include <chrono>
 #include <fmt/format.h>
+#include <thread>
 
 namespace pgincr::sql {
 extern const std::string_view horizon;
@@ -10,14 +14,66 @@ extern const std::string_view horizon;
 
 namespace pgincr::watermark {
 
-Horizon read_horizon(pg::Connection &src, int fallback_lookback_seconds) {
-    auto res =
-        src.exec(sql::horizon, {std::to_string(fallback_lookback_seconds)}, pg::Expect::one_row);
+namespace {
+
+// How long a standby may take to replay up to the primary's position.
+constexpr int replay_wait_seconds = 120;
+
+void wait_for_replay(pg::Connection &standby, const std::string &lsn) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(replay_wait_seconds);
+    for (;;) {
+        auto res =
+            standby.exec("SELECT pg_catalog.pg_last_wal_replay_lsn() >= $1::pg_catalog.pg_lsn, "
+                         "pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text",
+                         {lsn}, pg::Expect::one_row);
+        if (res.boolean(0, 0))
+            return;
+        if (std::chrono::steady_clock::now() > deadline)
+            throw Error(fmt::format(
+                "[source] the standby replayed only up to {} after {} s, the primary was at {}: "
+                "the late-commit horizon read on the primary cannot be used yet; the table is "
+                "retried on the next run",
+                res.optional(0, 1).value_or("(nothing)"), replay_wait_seconds, lsn));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+} // namespace
+
+std::string standby_warning(const config::Settings &settings) {
+    return fmt::format(
+        "the source is a hot standby, whose pg_stat_activity cannot see the primary's "
+        "transactions: the late-commit guard re-reads a {} s window (PGINCR_FALLBACK_LOOKBACK_"
+        "SECONDS) counted back from the last commit the standby replayed, so a primary "
+        "transaction open longer than that can be missed; set SOURCE_PRIMARY_HOST (and "
+        "SOURCE_PRIMARY_PORT) to read the horizon on the primary instead",
+        settings.fallback_lookback_seconds);
+}
+
+bool in_recovery(pg::Connection &conn) {
+    return conn.exec("SELECT pg_catalog.pg_is_in_recovery()", pg::Expect::value).boolean(0, 0);
+}
+
+Horizon read_horizon(pg::Connection &src, pg::Connection *primary, int fallback_lookback_seconds) {
+    pg::Connection &on = primary ? *primary : src;
+    auto res = on.exec(
+        sql::horizon, {std::to_string(fallback_lookback_seconds), std::to_string(horizon_slack_ms)},
+        pg::Expect::one_row);
     Horizon h;
     h.at = res.text(0, 0);
     h.sees_all = res.boolean(0, 1);
     h.open_transactions = res.integer(0, 2);
     h.oldest_start = res.optional(0, 3);
+    h.standby = res.boolean(0, 4);
+    if (primary) {
+        if (h.standby)
+            throw Error(fmt::format("SOURCE_PRIMARY_HOST: {} is itself in recovery; point it at "
+                                    "the primary server",
+                                    primary->info().describe()));
+        h.standby = true;
+        h.from_primary = true;
+        wait_for_replay(src, std::string(res.text(0, 5)));
+    }
     return h;
 }
 

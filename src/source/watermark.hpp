@@ -4,24 +4,43 @@
 // keys below the mark that sync saw. The horizon (the oldest start time of any
 // transaction still open) is read before the snapshot, and the saved mark never
 // passes it: such rows are read again next time, and the merge is idempotent.
-#include "catalog.hpp"
 #include "config.hpp"
 #include "pg/connection.hpp"
+#include "source/catalog.hpp"
 
 #include <optional>
 #include <string>
 
 namespace pgincr::watermark {
 
+// The margin taken off every horizon: a backend fixes now() a moment before it
+// publishes xact_start, and a transaction that starts in that gap is not yet visible
+// (ARCHITECTURE.md, "Horizon"). It costs one more second of re-read rows per sync.
+constexpr int horizon_slack_ms = 1000;
+
 struct Horizon {
     std::string at;        // timestamptz, as the server prints it
     bool sees_all = false; // the role can see every session (pg_read_all_stats)
     std::int64_t open_transactions = 0;
     std::optional<std::string> oldest_start;
+    bool standby = false;      // the source is a hot standby
+    bool from_primary = false; // read on SOURCE_PRIMARY_HOST, not on the standby
+    // Whether `at` rests on a fallback window rather than on seen transactions.
+    bool windowed() const { return !sees_all || (standby && !from_primary); }
 };
 
-// Autocommit read on the source, before the sync's snapshot is taken.
-Horizon read_horizon(pg::Connection &src, int fallback_lookback_seconds);
+// Autocommit read, before the sync's snapshot is taken. With `primary` (the source is
+// a standby and SOURCE_PRIMARY_HOST is set) the horizon is read on the primary, and
+// then the standby is waited for until it has replayed everything the primary had
+// written at that moment: every transaction not counted in the horizon is then
+// visible in the snapshot taken next.
+Horizon read_horizon(pg::Connection &src, pg::Connection *primary, int fallback_lookback_seconds);
+
+// What `check` and `sync` say about a standby source without SOURCE_PRIMARY_HOST.
+std::string standby_warning(const config::Settings &settings);
+
+// Whether the server is a hot standby.
+bool in_recovery(pg::Connection &conn);
 
 // The SQL type name to cast mark values to: the key's own type.
 std::string key_type(const catalog::SourceTable &table);

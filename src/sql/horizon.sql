@@ -5,10 +5,16 @@
 --   * prepared transactions: their start is unknown, so their PREPARE time minus the
 --     fallback window is used;
 --   * a role that cannot see other roles' sessions (no pg_read_all_stats, not a
---     superuser) falls back to a fixed window before the current time.
--- $1: the fallback window in seconds
+--     superuser) falls back to a fixed window before the current time;
+--   * a hot standby's pg_stat_activity shows only its own sessions, never the
+--     primary's transactions: the same window, counted back from the last commit it
+--     replayed (so replay lag widens it), unless the caller reads this on the primary;
+--   * a backend fixes now() a moment before it publishes xact_start: the slack covers
+--     a transaction that started in that gap.
+-- $1: the fallback window in seconds; $2: the slack in milliseconds
 WITH visibility AS (
-    SELECT pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') OR r.rolsuper AS sees_all
+    SELECT pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') OR r.rolsuper AS sees_all,
+           pg_catalog.pg_is_in_recovery() AS in_recovery
       FROM pg_catalog.pg_roles r
      WHERE r.rolname = CURRENT_USER
 ),
@@ -24,13 +30,19 @@ open_xacts AS (
       FROM pg_catalog.pg_prepared_xacts p
      WHERE p.database = pg_catalog.current_database()
 )
-SELECT LEAST(
+SELECT (LEAST(
            pg_catalog.clock_timestamp(),
            (SELECT min(started) FROM open_xacts),
-           CASE WHEN v.sees_all THEN NULL
-                ELSE pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1::pg_catalog.int4)
-           END)::pg_catalog.text AS horizon,
+           CASE WHEN v.sees_all AND NOT v.in_recovery THEN NULL
+                ELSE LEAST(pg_catalog.clock_timestamp(), pg_catalog.pg_last_xact_replay_timestamp())
+                     - pg_catalog.make_interval(secs => $1::pg_catalog.int4)
+           END)
+        - pg_catalog.make_interval(secs => $2::pg_catalog.float8 / 1000))::pg_catalog.text AS horizon,
        v.sees_all,
        (SELECT count(*) FROM open_xacts) AS open_transactions,
-       (SELECT min(started) FROM open_xacts)::pg_catalog.text AS oldest_start
+       (SELECT min(started) FROM open_xacts)::pg_catalog.text AS oldest_start,
+       v.in_recovery,
+       CASE WHEN v.in_recovery THEN NULL
+            ELSE pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text
+       END AS wal_lsn
   FROM visibility v

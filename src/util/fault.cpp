@@ -1,15 +1,39 @@
 #include "util/fault.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 namespace pgincr::fault {
+
+namespace {
+
+// Announces the point with <dir>/<name>.reached, then waits (at most two minutes)
+// for the test to create <dir>/<name>.go.
+void pause_at(const char *name) {
+    const char *dir = std::getenv("PGINCR_PAUSE_DIR");
+    if (!dir)
+        return;
+    std::filesystem::path base(dir);
+    std::ofstream(base / (std::string(name) + ".reached")).put('\n');
+    auto go = base / (std::string(name) + ".go");
+    for (int i = 0; i < 6000 && !std::filesystem::exists(go); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+} // namespace
 
 void point(const char *name) {
     const char *want = std::getenv("PGINCR_FAULT");
     if (want && std::strcmp(want, name) == 0)
         std::raise(SIGKILL);
+    const char *pause = std::getenv("PGINCR_PAUSE");
+    if (pause && std::strcmp(pause, name) == 0)
+        pause_at(name);
 }
 
 } // namespace pgincr::fault

@@ -201,3 +201,62 @@ TEST_CASE("tables-config: invalid JSON reports line and column") {
         CHECK(has(e.what(), "t.json: invalid JSON at line 3, column"));
     }
 }
+
+TEST_CASE("config: TLS settings per side - libpq's environment stays the default") {
+    auto path = write_temp("tls.env", std::string(old_tool_env) +
+                                          "SOURCE_SSLMODE=verify-full\n"
+                                          "SOURCE_SSLROOTCERT=/etc/ssl/provider-ca.pem\n"
+                                          "DEST_SSLMODE=disable\n");
+    auto s = config::load_settings(path, {});
+    CHECK(s.source.sslmode == "verify-full");
+    CHECK(s.source.sslrootcert == "/etc/ssl/provider-ca.pem");
+    CHECK(s.source.sslcert.empty());
+    CHECK(s.dest.sslmode == "disable");
+    CHECK(s.dest.sslrootcert.empty());
+    // Unset: nothing is passed, so PGSSLMODE ... still apply to both sides.
+    auto plain = config::load_settings(write_temp("notls.env", old_tool_env), {});
+    CHECK(plain.source.sslmode.empty());
+    CHECK(plain.dest.sslmode.empty());
+    auto bad = write_temp("badtls.env", std::string(old_tool_env) + "DEST_SSLMODE=verify\n");
+    CHECK_THROWS_WITH_AS(config::load_settings(bad, {}),
+                         doctest::Contains("DEST_SSLMODE must be one of"), ConfigError);
+}
+
+TEST_CASE("config: pgincr's sessions are pinned - lock timeout default and range") {
+    auto s = config::load_settings(write_temp("pin.env", old_tool_env), {});
+    CHECK(s.source.pinned);
+    CHECK(s.dest.pinned);
+    CHECK(s.lock_timeout_seconds == 300);
+    CHECK(s.dest.lock_timeout_seconds == 300);
+    auto t = config::load_settings(write_temp("pin.env", old_tool_env),
+                                   {{"PGINCR_LOCK_TIMEOUT_SECONDS", "20"}});
+    CHECK(t.source.lock_timeout_seconds == 20);
+    CHECK(t.dest.lock_timeout_seconds == 20);
+    CHECK_THROWS_WITH_AS(config::load_settings(write_temp("pin.env", old_tool_env),
+                                               {{"PGINCR_LOCK_TIMEOUT_SECONDS", "0"}}),
+                         doctest::Contains("PGINCR_LOCK_TIMEOUT_SECONDS"), ConfigError);
+}
+
+TEST_CASE("config: SOURCE_PRIMARY_HOST takes the source's database, port, role and TLS") {
+    auto path = write_temp("primary.env", std::string(old_tool_env) +
+                                              "SOURCE_SSLMODE=require\n"
+                                              "SOURCE_PRIMARY_HOST=primary.example.com\n");
+    auto s = config::load_settings(path, {});
+    REQUIRE(s.source_primary);
+    CHECK(s.source_primary->host == "primary.example.com");
+    CHECK(s.source_primary->port == "5433");
+    CHECK(s.source_primary->dbname == "app");
+    CHECK(s.source_primary->user == "reader");
+    CHECK(s.source_primary->password == "s3cret");
+    CHECK(s.source_primary->sslmode == "require");
+    CHECK(s.source_primary->read_only);
+    auto own = config::load_settings(
+        path, {{"SOURCE_PRIMARY_PORT", "6432"}, {"SOURCE_PRIMARY_USERNAME", "monitor"}});
+    CHECK(own.source_primary->port == "6432");
+    CHECK(own.source_primary->user == "monitor");
+    CHECK_FALSE(
+        config::load_settings(write_temp("noprimary.env", old_tool_env), {}).source_primary);
+    CHECK_THROWS_WITH_AS(config::load_settings(write_temp("noprimary.env", old_tool_env),
+                                               {{"SOURCE_PRIMARY_PORT", "6432"}}),
+                         doctest::Contains("SOURCE_PRIMARY_HOST is not"), ConfigError);
+}

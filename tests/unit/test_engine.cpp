@@ -1,9 +1,9 @@
 // Pure pieces of the sync engine: merge SQL, filter placeholders, pg_dump's command
 // line and environment, the COPY section parser, the state file and the fingerprint.
-#include "catalog.hpp"
-#include "dump.hpp"
-#include "filter.hpp"
-#include "merge.hpp"
+#include "source/catalog.hpp"
+#include "source/dump.hpp"
+#include "source/filter.hpp"
+#include "apply/merge.hpp"
 #include "state.hpp"
 #include "util/error.hpp"
 

@@ -1,0 +1,55 @@
+#include "apply/apply.hpp"
+
+#include "apply/merge.hpp"
+#include "dest/ddl.hpp"
+#include "pg/copy.hpp"
+
+#include <chrono>
+#include <fmt/format.h>
+
+namespace pgincr::apply {
+
+std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::SourceTable &table,
+                       const std::string &where_sql, const std::string &target, Progress &progress,
+                       const Heartbeat &heartbeat) {
+    using clock = std::chrono::steady_clock;
+    auto last_beat = clock::now();
+    return pg::copy_between(src,
+                            fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
+                                        catalog::select_list(src, table),
+                                        src.qualified(table.schema, table.name), where_sql),
+                            dst,
+                            fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", target,
+                                        catalog::column_list(dst, table)),
+                            [&](std::int64_t rows, std::int64_t bytes) {
+                                progress.update(rows, bytes);
+                                if (heartbeat &&
+                                    clock::now() - last_beat > std::chrono::seconds(5)) {
+                                    heartbeat();
+                                    last_beat = clock::now();
+                                }
+                            });
+}
+
+std::int64_t merge_staged(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                          const catalog::SourceTable &table) {
+    merge::Spec spec;
+    spec.target = dst.qualified(schema, cfg.destination);
+    spec.staging = dst.qualified(schema, ddl::staging_name(cfg.destination));
+    for (const auto *c : table.copied_columns())
+        spec.columns.push_back(dst.quote_ident(c->name));
+    for (const auto &u : table.unique_cols)
+        spec.unique.push_back(dst.quote_ident(u));
+    spec.key = dst.quote_ident(table.key->name);
+    spec.append = cfg.mode == config::Mode::incremental_append;
+    // The staging table was just filled: give the planner its size.
+    dst.exec(fmt::format("ANALYZE {}", spec.staging));
+    // The DISTINCT ON sort of a typical delta spills to disk under the default 4 MB
+    // (measured in BENCHMARKS.md); LOCAL ends with this transaction.
+    dst.exec("SET LOCAL work_mem = '64MB'");
+    auto merged = dst.exec(merge::merge_sql(spec)).affected_rows();
+    dst.exec(fmt::format("TRUNCATE {}", spec.staging));
+    return merged;
+}
+
+} // namespace pgincr::apply

@@ -1,0 +1,32 @@
+#pragma once
+// The apply step: rows from the source land in a destination table by binary COPY
+// (the shadow table of a load, or <table>_stg), and staged rows are merged into the
+// destination table. Deletes will join here. Every step runs in the caller's
+// destination transaction.
+#include "config.hpp"
+#include "pg/connection.hpp"
+#include "source/catalog.hpp"
+#include "util/progress.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace pgincr::apply {
+
+// Called every few seconds during a long COPY, between buffers: checks what must
+// still hold (the run lock) and throws to abort the COPY when it does not.
+using Heartbeat = std::function<void()>;
+
+// Streams `SELECT <columns> FROM ONLY <table><where_sql>` from `src` into `target`
+// by binary COPY; `where_sql` is "" or " WHERE ...". Returns the rows copied.
+std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::SourceTable &table,
+                       const std::string &where_sql, const std::string &target, Progress &progress,
+                       const Heartbeat &heartbeat = {});
+
+// Merges <table>_stg into the destination table by the unique columns (or appends,
+// for incremental-append), then empties the staging table. Returns the rows written.
+std::int64_t merge_staged(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                          const catalog::SourceTable &table);
+
+} // namespace pgincr::apply

@@ -1,0 +1,86 @@
+#include "dest/ddl.hpp"
+
+#include "apply/merge.hpp"
+#include "util/hash.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace pgincr::ddl {
+
+std::string staging_name(const std::string &destination) {
+    return destination + "_stg";
+}
+
+std::string shadow_name(const std::string &destination) {
+    return "_pgincr_load_" + hash::sha256_hex(destination).substr(0, 16);
+}
+
+void ensure_schema(pg::Connection &dst, const std::string &schema) {
+    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    // exists, which a role that only owns the schema lacks: look first.
+    if (dst.exec("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {schema},
+                 pg::Expect::rows)
+            .rows() == 0)
+        dst.exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", dst.quote_ident(schema)));
+}
+
+void create_table(pg::Connection &dst, const std::string &qualified,
+                  const catalog::SourceTable &table) {
+    std::vector<std::string> defs;
+    for (const auto &c : table.columns) {
+        std::string def = fmt::format("{} {}", dst.quote_ident(c.name), c.dest_type);
+        if (c.generated)
+            def += fmt::format(" GENERATED ALWAYS AS ({}) STORED", *c.generated);
+        if (c.not_null)
+            def += " NOT NULL";
+        defs.push_back(std::move(def));
+    }
+    dst.exec(fmt::format("CREATE TABLE {} ({})", qualified, fmt::join(defs, ", ")));
+}
+
+void create_indexes(pg::Connection &dst, const std::string &qualified, const config::Table &cfg,
+                    const catalog::SourceTable &table) {
+    merge::Spec spec;
+    for (const auto &u : table.unique_cols)
+        spec.unique.push_back(dst.quote_ident(u));
+    if (table.key)
+        spec.key = dst.quote_ident(table.key->name);
+    spec.append = cfg.mode == config::Mode::incremental_append;
+    if (cfg.mode != config::Mode::full_refresh || !spec.unique.empty()) {
+        // NULLS NOT DISTINCT (PostgreSQL 15+) makes a NULL in a unique column match
+        // itself, so such rows merge instead of piling up.
+        bool nnd = dst.server_version() >= 150000;
+        dst.exec(fmt::format("CREATE UNIQUE INDEX ON {} ({}){}", qualified,
+                             fmt::join(merge::conflict_columns(spec), ", "),
+                             nnd ? " NULLS NOT DISTINCT" : ""));
+    }
+    if (cfg.indexes != config::Indexes::all)
+        return;
+    for (const auto &idx : table.indexes) {
+        // Other unique indexes become plain ones: a merge applies rows one at a time
+        // and could trip over a uniqueness the source only holds at commit.
+        dst.exec(fmt::format("CREATE INDEX ON {} USING {} ({}){}", qualified,
+                             dst.quote_ident(idx.method), fmt::join(idx.key_exprs, ", "),
+                             idx.predicate ? " WHERE " + *idx.predicate : ""));
+    }
+}
+
+void create_staging(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                    const catalog::SourceTable &table) {
+    std::vector<std::string> defs;
+    for (const auto *c : table.copied_columns())
+        defs.push_back(fmt::format("{} {}", dst.quote_ident(c->name), c->dest_type));
+    std::string stg = dst.qualified(schema, staging_name(cfg.destination));
+    dst.exec(fmt::format("DROP TABLE IF EXISTS {}", stg));
+    dst.exec(fmt::format("CREATE UNLOGGED TABLE {} ({})", stg, fmt::join(defs, ", ")));
+}
+
+void swap_in(pg::Connection &dst, const std::string &schema, const std::string &shadow,
+             const std::string &destination) {
+    dst.exec(fmt::format("DROP TABLE IF EXISTS {}", dst.qualified(schema, destination)));
+    dst.exec(fmt::format("ALTER TABLE {} RENAME TO {}", dst.qualified(schema, shadow),
+                         dst.quote_ident(destination)));
+}
+
+} // namespace pgincr::ddl

@@ -1,0 +1,41 @@
+#pragma once
+// Destination DDL: the tables pgincr builds (the shadow table of a load, the final
+// table's unique index, <table>_stg) and the swap that replaces a table atomically.
+// Used by the full-load mode, the incremental mode's take-over and, later, every mode
+// that reloads a table. Every statement runs in the caller's transaction.
+#include "config.hpp"
+#include "pg/connection.hpp"
+#include "source/catalog.hpp"
+
+#include <string>
+
+namespace pgincr::ddl {
+
+// "<destination>_stg", as the old tool named it.
+std::string staging_name(const std::string &destination);
+// The shadow table a load fills: short and fixed-length, so that it never collides
+// with a user's table after the server truncates long identifiers to 63 bytes.
+std::string shadow_name(const std::string &destination);
+
+// CREATE SCHEMA when it is missing (outside any transaction).
+void ensure_schema(pg::Connection &dst, const std::string &schema);
+
+// CREATE TABLE `qualified` with the source's columns, as the destination types them.
+void create_table(pg::Connection &dst, const std::string &qualified,
+                  const catalog::SourceTable &table);
+
+// The unique index the merge needs (and, with "indexes": "all", the source's other
+// indexes, as non-unique ones) on `qualified_table`.
+void create_indexes(pg::Connection &dst, const std::string &qualified_table,
+                    const config::Table &cfg, const catalog::SourceTable &table);
+
+// (Re)creates the UNLOGGED staging table with the columns pgincr writes.
+void create_staging(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                    const catalog::SourceTable &table);
+
+// Replaces the destination table by the shadow table. The caller's transaction makes
+// it atomic; the session's lock_timeout bounds the wait for readers of the old table.
+void swap_in(pg::Connection &dst, const std::string &schema, const std::string &shadow,
+             const std::string &destination);
+
+} // namespace pgincr::ddl
