@@ -443,3 +443,29 @@ TEST_CASE("real servers: the run lock lost during a load fails that table before
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("orders"));
 }
+
+TEST_CASE("real servers: a reload whose swap waits past PGINCR_LOCK_TIMEOUT_SECONDS fails "
+          "saying so - the old table and state stay, the next run converges") {
+    Pipeline p("rs_lock_timeout", "public", "replica", "PGINCR_LOCK_TIMEOUT_SECONDS=1\n");
+    seed_orders(p.src(), 500);
+    p.tables(orders_config);
+    REQUIRE_SYNC(p, 0);
+    REQUIRE(p.run({"reset", "orders"}).exit_code == 0);
+    auto before = *p.state("orders");
+    auto reader = admin(pg::Side::dest, p.dbs.name());
+    reader->exec("BEGIN");
+    reader->exec("SELECT count(*) FROM replica.orders", pg::Expect::value);
+    auto r = p.sync();
+    INFO(r.all());
+    CHECK(r.exit_code == 1);
+    CHECK(r.all().find("waited PGINCR_LOCK_TIMEOUT_SECONDS (1 s)") != std::string::npos);
+    reader->exec("COMMIT");
+    auto after = *p.state("orders");
+    CHECK(after.watermark == before.watermark);
+    CHECK(after.reset_requested);
+    CHECK(after.last_sync->result == "failed");
+    CHECK(p.equal("orders"));
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.state("orders")->last_sync->mode == "reset");
+    CHECK(p.equal("orders"));
+}
