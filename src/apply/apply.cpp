@@ -1,7 +1,6 @@
 #include "apply/apply.hpp"
 
 #include "apply/merge.hpp"
-#include "dest/ddl.hpp"
 #include "pg/copy.hpp"
 
 #include <chrono>
@@ -31,11 +30,12 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
                             });
 }
 
-std::int64_t merge_staged(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
+                          const std::string &staging, const config::Table &cfg,
                           const catalog::SourceTable &table) {
     merge::Spec spec;
-    spec.target = dst.qualified(schema, cfg.destination);
-    spec.staging = dst.qualified(schema, ddl::staging_name(cfg.destination));
+    spec.target = target;
+    spec.staging = staging;
     for (const auto *c : table.copied_columns())
         spec.columns.push_back(dst.quote_ident(c->name));
     for (const auto &u : table.unique_cols)

@@ -24,9 +24,11 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
                        const std::string &where_sql, const std::string &target, Progress &progress,
                        const Heartbeat &heartbeat = {});
 
-// Merges <table>_stg into the destination table by the unique columns (or appends,
-// for incremental-append), then empties the staging table. Returns the rows written.
-std::int64_t merge_staged(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+// Merges `staging` (the qualified <table>_stg) into `target` by the unique columns (or
+// appends, for incremental-append), then empties the staging table. Returns the rows
+// written.
+std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
+                          const std::string &staging, const config::Table &cfg,
                           const catalog::SourceTable &table);
 
 } // namespace pgincr::apply

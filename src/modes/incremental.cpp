@@ -47,7 +47,8 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
 
     fault::point("incremental-after-copy");
     if (result.rows_copied > 0)
-        result.rows_merged = apply::merge_staged(dst, settings.dest_schema, cfg, table);
+        result.rows_merged = apply::merge_staged(
+            dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table);
     if (heartbeat)
         heartbeat();
     fault::point("incremental-before-commit");
