@@ -42,6 +42,9 @@ int run(int argc, char **argv) {
                                             "incremental), then POST the webhook");
     add_common(*sync, o);
     sync->add_option("--table", o.tables, "sync only these tables (destination names)");
+    sync->add_option("--replace", o.replace,
+                     "let this run replace these existing destination tables (destination "
+                     "names), which pgincr did not create");
     auto *check = app.add_subcommand("check", "connect to both servers and tell, table by table, "
                                               "whether the setup will sync");
     add_common(*check, o);

@@ -10,9 +10,10 @@ struct Options {
     std::filesystem::path env_file = ".env";
     std::filesystem::path config_file = "tables-config.json";
     std::filesystem::path state_dir = "sync-state";
-    bool json = false;               // status --json
-    bool verbose = false;            // debug log lines
-    std::vector<std::string> tables; // reset TABLE..., sync --table
+    bool json = false;                // status --json
+    bool verbose = false;             // debug log lines
+    std::vector<std::string> tables;  // reset TABLE..., sync --table
+    std::vector<std::string> replace; // sync --replace: tables pgincr may take from their users
 };
 
 } // namespace pgincr::cli

@@ -1,6 +1,7 @@
 #include "commands/check.hpp"
 
 #include "config.hpp"
+#include "dest/ownership.hpp"
 #include "modes/full_load.hpp"
 #include "modes/table_sync.hpp"
 #include "source/catalog.hpp"
@@ -159,8 +160,19 @@ int check(const cli::Options &o) {
                     say(fmt::format("{}: ERROR {}", label, e));
             } else {
                 auto p = table_sync::plan(*dst, settings, cfg, table, store);
-                say(fmt::format("{}: ok, next sync: {}", label,
-                                next_action(p, store.load(cfg.destination))));
+                auto saved = store.load(cfg.destination);
+                std::optional<std::string> taken;
+                if (p.mode != SyncMode::incremental)
+                    taken = ownership::conflict(*dst, settings.dest_schema, cfg,
+                                                {saved.has_value(),
+                                                 !saved && store.legacy_mark(cfg.name).has_value(),
+                                                 false});
+                if (taken) {
+                    blocked = true;
+                    say(fmt::format("{}: ERROR {}", label, *taken));
+                } else {
+                    say(fmt::format("{}: ok, next sync: {}", label, next_action(p, saved)));
+                }
             }
             for (const auto &w : table.warnings)
                 say(fmt::format("{}: WARNING {}", label, w));

@@ -98,6 +98,12 @@ TableResult not_started(const config::Table &cfg, const std::string &why) {
 int sync(const cli::Options &o) {
     auto settings = config::load_settings(o.env_file, config::process_environment());
     auto tables = selected(config::load_tables(o.config_file), o.tables, o.config_file.string());
+    for (const auto &n : o.replace)
+        if (std::none_of(tables.begin(), tables.end(),
+                         [&](const config::Table &t) { return t.destination == n; }))
+            throw ConfigError(fmt::format("--replace {}: no such table among the tables of this "
+                                          "run ({})",
+                                          n, o.config_file.string()));
     signals::install();
 
     RunSummary run;
@@ -149,7 +155,9 @@ int sync(const cli::Options &o) {
             }
             ensure_open(dst, settings.dest);
             table_sync::Sessions sessions{*src, *dst, primary.get(), lock.get()};
-            r = table_sync::sync(sessions, settings, cfg, store);
+            bool replace =
+                std::find(o.replace.begin(), o.replace.end(), cfg.destination) != o.replace.end();
+            r = table_sync::sync(sessions, settings, cfg, store, replace);
         } catch (const std::exception &e) {
             r.name = cfg.name;
             r.destination = cfg.destination;

@@ -1,6 +1,7 @@
 #include "modes/full_load.hpp"
 
 #include "dest/ddl.hpp"
+#include "dest/ownership.hpp"
 #include "source/dump.hpp"
 #include "source/filter.hpp"
 #include "util/fault.hpp"
@@ -62,6 +63,7 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     fault::point("load-before-swap");
     ddl::swap_in(dst, dschema, shadow_table, cfg.destination);
     ddl::create_staging(dst, dschema, cfg, table);
+    ownership::record(dst, dschema, cfg); // committed with the table it names
     result.dest_signature = catalog::dest_signature(dst, dschema, cfg.destination).value_or("");
     if (heartbeat)
         heartbeat();

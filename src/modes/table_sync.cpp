@@ -1,6 +1,7 @@
 #include "modes/table_sync.hpp"
 
 #include "dest/ddl.hpp"
+#include "dest/ownership.hpp"
 #include "modes/full_load.hpp"
 #include "modes/incremental.hpp"
 #include "pg/snapshot.hpp"
@@ -126,6 +127,7 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
         pg::Transaction tx(dst);
         ddl::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table);
         ddl::create_staging(dst, settings.dest_schema, cfg, table);
+        ownership::record(dst, settings.dest_schema, cfg);
         tx.commit();
     } catch (const pg::PgError &e) {
         log::warn(cfg.destination,
@@ -141,7 +143,7 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
 } // namespace
 
 TableResult sync(Sessions &sessions, const config::Settings &settings, const config::Table &cfg,
-                 const state::Store &store) {
+                 const state::Store &store, bool replace) {
     pg::Connection &src = sessions.src;
     pg::Connection &dst = sessions.dst;
     TableResult r;
@@ -182,6 +184,12 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
             mark = take_over(src, dst, settings, cfg, table, *p.legacy_mark);
             if (!mark)
                 p = {SyncMode::initial, "falling back from the take-over", std::nullopt};
+        }
+        if (p.mode != SyncMode::incremental) {
+            ownership::Claim claim{saved.has_value(),
+                                   !saved && store.legacy_mark(cfg.name).has_value(), replace};
+            if (auto why = ownership::conflict(dst, settings.dest_schema, cfg, claim))
+                throw catalog::TableError(*why);
         }
         r.mode = p.mode;
         if (!p.reason.empty() && p.mode != SyncMode::incremental)

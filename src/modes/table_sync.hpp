@@ -41,7 +41,9 @@ struct Sessions {
 
 // Syncs one table. Never throws for a table-level problem: the result says what
 // went wrong, and the saved state keeps its previous mark.
+// `replace`: the user let pgincr replace an existing destination table it does not
+// manage (`pgincr sync --replace`).
 TableResult sync(Sessions &sessions, const config::Settings &settings, const config::Table &cfg,
-                 const state::Store &store);
+                 const state::Store &store, bool replace = false);
 
 } // namespace pgincr::table_sync
