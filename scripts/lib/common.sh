@@ -37,8 +37,14 @@ build_pgincr() {
     local type=${1:-RelWithDebInfo}
     # shellcheck disable=SC2086 # PGINCR_CMAKE_ARGS holds several arguments
     cmake -S "$PGINCR_ROOT" -B "$PGINCR_BUILD" -DCMAKE_BUILD_TYPE="$type" ${PGINCR_CMAKE_ARGS:-} >/dev/null
-    cmake --build "$PGINCR_BUILD" -j"$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)' || true
-    [ -x "$PGINCR_BUILD/pgincr" ] || { echo "build failed" >&2; return 1; }
+    # The progress lines are filtered out; the build's own status decides (pipefail), so
+    # that a failed build never lets the suite run an older binary.
+    if ! (set -o pipefail
+        cmake --build "$PGINCR_BUILD" -j"$(nproc)" 2>&1 | { grep -Ev '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)' || true; }); then
+        echo "build failed" >&2
+        return 1
+    fi
+    [ -x "$PGINCR_BUILD/pgincr" ] || { echo "build failed: no $PGINCR_BUILD/pgincr" >&2; return 1; }
 }
 
 # The user that runs the clusters: ourselves, or when root an unprivileged account.
