@@ -159,8 +159,8 @@ int check(const cli::Options &o) {
                 for (const auto &e : table.errors)
                     say(fmt::format("{}: ERROR {}", label, e));
             } else {
-                auto p = table_sync::plan(*dst, settings, cfg, table, store);
-                auto saved = store.load(cfg.destination);
+                auto saved = table_sync::load_saved(*dst, settings, cfg, store);
+                auto p = table_sync::plan(*dst, settings, cfg, table, store, saved);
                 std::optional<std::string> taken;
                 if (p.mode != SyncMode::incremental)
                     taken = ownership::conflict(*dst, settings.dest_schema, cfg,

@@ -1,6 +1,7 @@
 #include "commands/status.hpp"
 
 #include "config.hpp"
+#include "dest/progress.hpp"
 #include "lock.hpp"
 #include "source/catalog.hpp"
 #include "state.hpp"
@@ -59,14 +60,39 @@ int status(const cli::Options &o) {
         log::warn("", "live lag unavailable: {}", e.what());
     }
 
+    // The destination's progress rows, which win over sync-state/ (dest/progress.hpp).
+    std::unique_ptr<pg::Connection> dst;
+    try {
+        dst = std::make_unique<pg::Connection>(settings.dest);
+    } catch (const pg::PgError &e) {
+        log::warn("", "the destination's progress rows are unavailable: {}", e.what());
+    }
+
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto &cfg : tables) {
         nlohmann::ordered_json row;
         row["name"] = cfg.name;
         row["destination"] = cfg.destination;
         row["mode"] = config::mode_name(cfg.mode);
-        auto s = store.load(cfg.destination);
-        row["watermark"] = s && s->watermark ? nlohmann::ordered_json(*s->watermark) : nullptr;
+        auto file = store.load(cfg.destination);
+        std::optional<state::TableState> in_dest;
+        if (dst) {
+            try {
+                in_dest = progress::load(*dst, settings.dest_schema, cfg.destination);
+            } catch (const std::exception &e) {
+                log::warn(cfg.destination, "progress row unavailable: {}", e.what());
+            }
+        }
+        std::string disagreement;
+        auto s = progress::reconcile(file, in_dest, &disagreement);
+        auto mark_json = [](const std::optional<state::TableState> &t) {
+            return t && t->watermark ? nlohmann::ordered_json(*t->watermark)
+                                     : nlohmann::ordered_json(nullptr);
+        };
+        row["watermark"] = mark_json(s);
+        row["watermark_in_state_file"] = mark_json(file);
+        row["watermark_in_destination"] = mark_json(in_dest);
+        row["progress_disagrees"] = !disagreement.empty();
         row["reset_requested"] = s ? s->reset_requested : false;
         if (s && s->last_sync) {
             const auto &l = *s->last_sync;
@@ -120,6 +146,11 @@ int status(const cli::Options &o) {
             row["lag_seconds"].is_null() ? "-"
                                          : fmt::format("{:.0f}s", row["lag_seconds"].get<double>()),
             str(row["rows_at_or_after_mark"]));
+        if (row["progress_disagrees"].get<bool>())
+            std::cout << "    note: sync-state/ has mark " << str(row["watermark_in_state_file"])
+                      << ", the destination's progress row has "
+                      << str(row["watermark_in_destination"])
+                      << "; the next sync goes on from the destination's\n";
         if (!last.is_null() && !last["error"].is_null())
             std::cout << "    error: " << last["error"].get<std::string>() << '\n';
     }

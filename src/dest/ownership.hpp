@@ -11,14 +11,8 @@
 
 namespace pgincr::ownership {
 
-// In the destination schema, created on first use (sql/ownership_registry.sql).
-constexpr const char *registry_table = "_pgincr_managed";
-
-// Whether the registry lists `destination` (false when there is no registry yet).
-bool registered(pg::Connection &dst, const std::string &schema, const std::string &destination);
-
-// Lists `destination` as managed, in the caller's transaction.
-void record(pg::Connection &dst, const std::string &schema, const config::Table &cfg);
+// A table is managed when pgincr's catalog in the destination (dest/progress) has a
+// row for it: the row is written with the swap that created the table.
 
 // Evidence pgincr has, besides the registry, that it may replace the table.
 struct Claim {

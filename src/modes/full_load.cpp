@@ -1,7 +1,7 @@
 #include "modes/full_load.hpp"
 
 #include "dest/ddl.hpp"
-#include "dest/ownership.hpp"
+#include "dest/progress.hpp"
 #include "source/dump.hpp"
 #include "source/filter.hpp"
 #include "util/fault.hpp"
@@ -17,7 +17,8 @@ config::LoadVia choose_via(const config::Settings &settings, const config::Table
 
 Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
-           const watermark::Horizon &horizon, const apply::Heartbeat &heartbeat) {
+           const watermark::Horizon &horizon, const apply::Heartbeat &heartbeat,
+           state::TableState &next) {
     Result result;
     pg::Connection &src = snapshot.conn();
     const std::string &dschema = settings.dest_schema;
@@ -63,8 +64,10 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     fault::point("load-before-swap");
     ddl::swap_in(dst, dschema, shadow_table, cfg.destination);
     ddl::create_staging(dst, dschema, cfg, table);
-    ownership::record(dst, dschema, cfg); // committed with the table it names
     result.dest_signature = catalog::dest_signature(dst, dschema, cfg.destination).value_or("");
+    next.watermark = result.watermark;
+    next.dest_signature = result.dest_signature;
+    progress::save(dst, dschema, next); // committed with the rows it describes
     if (heartbeat)
         heartbeat();
     fault::point("load-before-commit");

@@ -8,6 +8,7 @@
 #include "pg/snapshot.hpp"
 #include "source/catalog.hpp"
 #include "source/watermark.hpp"
+#include "state.hpp"
 
 #include <optional>
 #include <string>
@@ -27,8 +28,11 @@ config::LoadVia choose_via(const config::Settings &settings, const config::Table
 
 // Reads the rows and the first mark in `snapshot`, closes it, then builds indexes,
 // swaps and commits on `dst`. Throws on any failure, leaving the destination as it was.
+// `next` is the table's new progress: its mark and destination signature are filled
+// in here, and it is written to the destination in the swap transaction.
 Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
-           const watermark::Horizon &horizon, const apply::Heartbeat &heartbeat);
+           const watermark::Horizon &horizon, const apply::Heartbeat &heartbeat,
+           state::TableState &next);
 
 } // namespace pgincr::full_load

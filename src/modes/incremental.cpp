@@ -1,6 +1,7 @@
 #include "modes/incremental.hpp"
 
 #include "dest/ddl.hpp"
+#include "dest/progress.hpp"
 #include "source/filter.hpp"
 #include "util/fault.hpp"
 #include "util/progress.hpp"
@@ -12,7 +13,7 @@ namespace pgincr::incremental {
 Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
            const std::optional<std::string> &mark, const watermark::Horizon &horizon,
-           const apply::Heartbeat &heartbeat) {
+           const apply::Heartbeat &heartbeat, state::TableState &next) {
     Result result;
     pg::Connection &src = snapshot.conn();
     std::string source_rel = src.qualified(table.schema, table.name);
@@ -49,6 +50,8 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     if (result.rows_copied > 0)
         result.rows_merged = apply::merge_staged(
             dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table);
+    next.watermark = result.watermark;
+    progress::save(dst, settings.dest_schema, next); // committed with the merged rows
     if (heartbeat)
         heartbeat();
     fault::point("incremental-before-commit");

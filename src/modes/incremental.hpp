@@ -8,6 +8,7 @@
 #include "pg/snapshot.hpp"
 #include "source/catalog.hpp"
 #include "source/watermark.hpp"
+#include "state.hpp"
 
 #include <optional>
 #include <string>
@@ -22,11 +23,12 @@ struct Result {
 };
 
 // Reads the changed rows and the new mark in `snapshot` and closes it before the
-// merge. Commits on `dst`; on any failure the destination transaction rolls back and
+// merge. `next` (the table's new progress) gets the new mark and is written in the
+// merge's transaction. Commits on `dst`; on any failure the destination transaction rolls back and
 // nothing changes.
 Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
            const std::optional<std::string> &mark, const watermark::Horizon &horizon,
-           const apply::Heartbeat &heartbeat);
+           const apply::Heartbeat &heartbeat, state::TableState &next);
 
 } // namespace pgincr::incremental

@@ -2,6 +2,7 @@
 
 #include "dest/ddl.hpp"
 #include "dest/ownership.hpp"
+#include "dest/progress.hpp"
 #include "modes/full_load.hpp"
 #include "modes/incremental.hpp"
 #include "pg/snapshot.hpp"
@@ -87,9 +88,17 @@ Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
     return {SyncMode::incremental, "", std::nullopt};
 }
 
+std::optional<state::TableState> load_saved(pg::Connection &dst, const config::Settings &settings,
+                                            const config::Table &cfg, const state::Store &store,
+                                            std::string *disagreement) {
+    return progress::reconcile(store.load(cfg.destination),
+                               progress::load(dst, settings.dest_schema, cfg.destination),
+                               disagreement);
+}
+
 Plan plan(pg::Connection &dst, const config::Settings &settings, const config::Table &cfg,
-          const catalog::SourceTable &table, const state::Store &store) {
-    auto saved = store.load(cfg.destination);
+          const catalog::SourceTable &table, const state::Store &store,
+          const std::optional<state::TableState> &saved) {
     auto dest_sig = catalog::dest_signature(dst, settings.dest_schema, cfg.destination);
     bool staging =
         catalog::relation_exists(dst, settings.dest_schema, ddl::staging_name(cfg.destination));
@@ -111,7 +120,8 @@ namespace {
 // table, and converts its cursor. Returns the mark, or nullopt to fall back to a load.
 std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
                                      const config::Settings &settings, const config::Table &cfg,
-                                     const catalog::SourceTable &table, const std::string &legacy) {
+                                     const catalog::SourceTable &table, const std::string &legacy,
+                                     state::TableState next) {
     std::string mark;
     try {
         mark = std::string(
@@ -127,7 +137,10 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
         pg::Transaction tx(dst);
         ddl::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table);
         ddl::create_staging(dst, settings.dest_schema, cfg, table);
-        ownership::record(dst, settings.dest_schema, cfg);
+        next.watermark = mark;
+        next.dest_signature =
+            catalog::dest_signature(dst, settings.dest_schema, cfg.destination).value_or("");
+        progress::save(dst, settings.dest_schema, next);
         tx.commit();
     } catch (const pg::PgError &e) {
         log::warn(cfg.destination,
@@ -159,7 +172,10 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
     };
 
     try {
-        saved = store.load(cfg.destination);
+        std::string disagreement;
+        saved = load_saved(dst, settings, cfg, store, &disagreement);
+        if (!disagreement.empty())
+            log::warn(tag, "{}", disagreement);
         // Read before the snapshot: see watermark.hpp.
         auto horizon =
             watermark::read_horizon(src, sessions.primary, settings.fallback_lookback_seconds);
@@ -177,11 +193,19 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
         auto table = catalog::describe_source(src, settings.source_schema, cfg);
         fault::point("snapshot-taken");
         catalog::require_syncable(table);
-        auto p = plan(dst, settings, cfg, table, store);
+        auto p = plan(dst, settings, cfg, table, store, saved);
+
+        state::TableState next;
+        next.source_table = cfg.name;
+        next.destination = cfg.destination;
+        next.replication_key = cfg.replication_key;
+        next.key_type = table.key ? table.key->source_type : "";
+        next.fingerprint = table.fingerprint;
+        next.options = config::options_signature(cfg);
 
         std::optional<std::string> mark = saved ? saved->watermark : std::nullopt;
         if (p.legacy_mark) {
-            mark = take_over(src, dst, settings, cfg, table, *p.legacy_mark);
+            mark = take_over(src, dst, settings, cfg, table, *p.legacy_mark, next);
             if (!mark)
                 p = {SyncMode::initial, "falling back from the take-over", std::nullopt};
         }
@@ -195,28 +219,21 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
         if (!p.reason.empty() && p.mode != SyncMode::incremental)
             log::info(tag, "{} load: {}", sync_mode_name(p.mode), p.reason);
 
-        state::TableState next;
-        next.source_table = cfg.name;
-        next.destination = cfg.destination;
-        next.replication_key = cfg.replication_key;
-        next.key_type = table.key ? table.key->source_type : "";
-        next.fingerprint = table.fingerprint;
-        next.options = config::options_signature(cfg);
-
         if (p.mode == SyncMode::incremental) {
-            auto res =
-                incremental::run(snapshot, dst, settings, cfg, table, mark, horizon, heartbeat);
-            r.rows_copied = res.rows_copied;
-            r.rows_merged = res.rows_merged;
-            r.watermark = res.watermark;
-            r.lag_seconds = res.lag_seconds;
             next.dest_signature =
                 saved && !p.legacy_mark
                     ? saved->dest_signature
                     : catalog::dest_signature(dst, settings.dest_schema, cfg.destination)
                           .value_or("");
+            auto res = incremental::run(snapshot, dst, settings, cfg, table, mark, horizon,
+                                        heartbeat, next);
+            r.rows_copied = res.rows_copied;
+            r.rows_merged = res.rows_merged;
+            r.watermark = res.watermark;
+            r.lag_seconds = res.lag_seconds;
         } else {
-            auto res = full_load::run(snapshot, dst, settings, cfg, table, horizon, heartbeat);
+            auto res =
+                full_load::run(snapshot, dst, settings, cfg, table, horizon, heartbeat, next);
             r.rows_copied = res.rows;
             r.rows_merged = res.rows;
             r.watermark = res.watermark;

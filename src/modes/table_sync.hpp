@@ -27,9 +27,17 @@ Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
             const std::optional<std::string> &dest_sig, bool staging_exists,
             const std::optional<std::string> &legacy_mark);
 
+// The state a sync goes on from: the destination's progress row, which committed
+// with the rows, else sync-state/ (dest/progress.hpp). `disagreement` says how the two
+// differ, when they do.
+std::optional<state::TableState> load_saved(pg::Connection &dst, const config::Settings &settings,
+                                            const config::Table &cfg, const state::Store &store,
+                                            std::string *disagreement = nullptr);
+
 // Reads what decide() needs from the destination and the state store.
 Plan plan(pg::Connection &dst, const config::Settings &settings, const config::Table &cfg,
-          const catalog::SourceTable &table, const state::Store &store);
+          const catalog::SourceTable &table, const state::Store &store,
+          const std::optional<state::TableState> &saved);
 
 // The sessions one table's sync works with.
 struct Sessions {

@@ -61,13 +61,13 @@ TEST_CASE("ownership: an existing destination table pgincr did not create is lef
     REQUIRE(replaced.exit_code == 0);
     CHECK(p.equal("t"));
     CHECK(scalar(p.dst(), "SELECT string_agg(destination, ',' ORDER BY destination) FROM "
-                          "replica._pgincr_managed") == "other,t");
+                          "replica._pgincr_tables") == "other,t");
 
-    // Registered: a lost sync-state/ reloads the table instead of refusing it.
+    // Managed: a lost sync-state/ goes on from the destination's progress row.
     std::filesystem::remove_all(p.dir.path() / "sync-state");
     p.src().exec("UPDATE t SET v = 'changed', updated_at = now() WHERE id <= 5");
     REQUIRE_SYNC(p, 0);
-    CHECK(p.state("t")->last_sync->mode == "initial");
+    CHECK(p.state("t")->last_sync->mode == "incremental");
     CHECK(p.equal("t"));
     CHECK(p.run({"check"}).exit_code == 0);
 }
