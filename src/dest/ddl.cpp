@@ -6,6 +6,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+namespace pgincr::sql {
+extern const std::string_view carry_over;
+extern const std::string_view user_indexes;
+} // namespace pgincr::sql
+
 namespace pgincr::ddl {
 
 std::string staging_name(const std::string &destination) {
@@ -78,9 +83,39 @@ void create_staging(pg::Connection &dst, const std::string &schema, const config
 
 void swap_in(pg::Connection &dst, const std::string &schema, const std::string &shadow,
              const std::string &destination) {
-    dst.exec(fmt::format("DROP TABLE IF EXISTS {}", dst.qualified(schema, destination)));
+    std::string target = dst.qualified(schema, destination);
+    // Grants to analysts, a comment, another owner: read from the old table before it
+    // goes, given to the new one right after (sql/carry_over.sql).
+    std::vector<std::string> keep;
+    std::vector<std::pair<std::string, std::string>> indexes; // statement, index name
+    if (catalog::relation_exists(dst, schema, destination)) {
+        auto res = dst.exec(sql::carry_over, {target, target}, pg::Expect::rows);
+        for (int i = 0; i < res.rows(); ++i)
+            keep.emplace_back(res.text(i, 0));
+        // Indexes users built for their queries (sql/user_indexes.sql).
+        auto idx = dst.exec(sql::user_indexes, {target, dst.qualified(schema, shadow), target},
+                            pg::Expect::rows);
+        for (int i = 0; i < idx.rows(); ++i)
+            indexes.emplace_back(idx.text(i, 0), idx.text(i, 1));
+    }
+    dst.exec(fmt::format("DROP TABLE IF EXISTS {}", target));
     dst.exec(fmt::format("ALTER TABLE {} RENAME TO {}", dst.qualified(schema, shadow),
                          dst.quote_ident(destination)));
+    for (const auto &statement : keep)
+        dst.exec(statement);
+    for (const auto &[statement, name] : indexes) {
+        try {
+            dst.exec(statement);
+        } catch (const pg::PgError &e) {
+            throw pg::PgError(
+                pg::Side::dest, e.sqlstate(),
+                fmt::format("cannot rebuild index \"{}\".\"{}\", which a user created on the "
+                            "table, on the reloaded table: {}; the old table, its indexes and "
+                            "the state are unchanged. Drop or change the index, then sync again",
+                            schema, name, e.server_message()),
+                statement);
+        }
+    }
 }
 
 } // namespace pgincr::ddl

@@ -33,8 +33,9 @@ void create_indexes(pg::Connection &dst, const std::string &qualified_table,
 void create_staging(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
                     const catalog::SourceTable &table);
 
-// Replaces the destination table by the shadow table. The caller's transaction makes
-// it atomic; the session's lock_timeout bounds the wait for readers of the old table.
+// Replaces the destination table by the shadow table, keeping the old table's grants,
+// comment and owner. The caller's transaction makes it atomic; the session's
+// lock_timeout bounds the wait for readers of the old table.
 void swap_in(pg::Connection &dst, const std::string &schema, const std::string &shadow,
              const std::string &destination);
 
