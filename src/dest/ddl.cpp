@@ -9,6 +9,7 @@
 namespace pgincr::sql {
 extern const std::string_view carry_over;
 extern const std::string_view user_indexes;
+extern const std::string_view dependent_views;
 } // namespace pgincr::sql
 
 namespace pgincr::ddl {
@@ -81,22 +82,67 @@ void create_staging(pg::Connection &dst, const std::string &schema, const config
     dst.exec(fmt::format("CREATE UNLOGGED TABLE {} ({})", stg, fmt::join(defs, ", ")));
 }
 
+namespace {
+
+// A view (or materialized view) built on the table, to be dropped before the swap and
+// recreated on the new table in the same transaction.
+struct DependentView {
+    std::string qualified;
+    std::string kind; // VIEW or MATERIALIZED VIEW
+    std::string definition;
+    std::string options;
+    std::vector<std::string> keep; // grants, comment, owner
+};
+
+std::vector<std::string> carry_over(pg::Connection &dst, const std::string &relation,
+                                    const std::string &kind) {
+    std::vector<std::string> out;
+    auto res = dst.exec(sql::carry_over, {relation, relation, kind}, pg::Expect::rows);
+    for (int i = 0; i < res.rows(); ++i)
+        out.emplace_back(res.text(i, 0));
+    return out;
+}
+
+} // namespace
+
 void swap_in(pg::Connection &dst, const std::string &schema, const std::string &shadow,
              const std::string &destination) {
     std::string target = dst.qualified(schema, destination);
-    // Grants to analysts, a comment, another owner: read from the old table before it
-    // goes, given to the new one right after (sql/carry_over.sql).
+    // Grants to analysts, a comment, another owner, their indexes and views: read from
+    // the old table before it goes, given to the new one right after.
     std::vector<std::string> keep;
     std::vector<std::pair<std::string, std::string>> indexes; // statement, index name
+    std::vector<DependentView> views;
     if (catalog::relation_exists(dst, schema, destination)) {
-        auto res = dst.exec(sql::carry_over, {target, target}, pg::Expect::rows);
-        for (int i = 0; i < res.rows(); ++i)
-            keep.emplace_back(res.text(i, 0));
-        // Indexes users built for their queries (sql/user_indexes.sql).
+        keep = carry_over(dst, target, "TABLE");
         auto idx = dst.exec(sql::user_indexes, {target, dst.qualified(schema, shadow), target},
                             pg::Expect::rows);
         for (int i = 0; i < idx.rows(); ++i)
             indexes.emplace_back(idx.text(i, 0), idx.text(i, 1));
+        auto deps = dst.exec(sql::dependent_views, {target}, pg::Expect::rows);
+        for (int i = 0; i < deps.rows(); ++i) {
+            DependentView v{std::string(deps.text(i, 0)),
+                            std::string(deps.text(i, 1)),
+                            std::string(deps.text(i, 2)),
+                            std::string(deps.text(i, 3)),
+                            {}};
+            v.keep = carry_over(dst, v.qualified, v.kind);
+            views.push_back(std::move(v));
+        }
+        // Deepest first: a view on a view goes before the view it reads.
+        for (auto it = views.rbegin(); it != views.rend(); ++it) {
+            std::string drop = fmt::format("DROP {} {}", it->kind, it->qualified);
+            try {
+                dst.exec(drop);
+            } catch (const pg::PgError &e) {
+                throw pg::PgError(pg::Side::dest, e.sqlstate(),
+                                  fmt::format("cannot replace {} {}, which depends on the table: "
+                                              "{}; pgincr's role must own it or be a member of "
+                                              "its owner's role. Nothing was changed",
+                                              it->kind, it->qualified, e.server_message()),
+                                  drop);
+            }
+        }
     }
     dst.exec(fmt::format("DROP TABLE IF EXISTS {}", target));
     dst.exec(fmt::format("ALTER TABLE {} RENAME TO {}", dst.qualified(schema, shadow),
@@ -114,6 +160,26 @@ void swap_in(pg::Connection &dst, const std::string &schema, const std::string &
                             "the state are unchanged. Drop or change the index, then sync again",
                             schema, name, e.server_message()),
                 statement);
+        }
+    }
+    // Shallowest first; a materialized view is filled from the new rows as it is created.
+    for (const auto &v : views) {
+        std::string create =
+            fmt::format("CREATE {} {}{} AS {}", v.kind, v.qualified,
+                        v.options.empty() ? "" : " WITH (" + v.options + ")", v.definition);
+        try {
+            dst.exec(create);
+            for (const auto &statement : v.keep)
+                dst.exec(statement);
+        } catch (const pg::PgError &e) {
+            throw pg::PgError(
+                pg::Side::dest, e.sqlstate(),
+                fmt::format("cannot recreate {} {} on the reloaded table: {}; the old table, the "
+                            "view and the state are unchanged. Drop or change the view, then sync "
+                            "again",
+                            v.kind == "VIEW" ? "view" : "materialized view", v.qualified,
+                            e.server_message()),
+                create);
         }
     }
 }
