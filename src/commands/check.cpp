@@ -163,10 +163,10 @@ int check(const cli::Options &o) {
                 auto p = table_sync::plan(*dst, settings, cfg, table, store, saved);
                 std::optional<std::string> taken;
                 if (p.mode != SyncMode::incremental)
-                    taken = ownership::conflict(*dst, settings.dest_schema, cfg,
-                                                {saved.has_value(),
-                                                 !saved && store.legacy_mark(cfg.name).has_value(),
-                                                 false});
+                    taken = ownership::conflict(
+                        *dst, settings.dest_schema, cfg,
+                        {saved.has_value(),
+                         !saved && table_sync::legacy_cursor(store, cfg).has_value(), false});
                 if (taken) {
                     blocked = true;
                     say(fmt::format("{}: ERROR {}", label, *taken));

@@ -46,7 +46,10 @@ void create_table(pg::Connection &dst, const std::string &qualified,
 }
 
 void create_indexes(pg::Connection &dst, const std::string &qualified, const config::Table &cfg,
-                    const catalog::SourceTable &table) {
+                    const catalog::SourceTable &table, const std::string &name_prefix) {
+    auto name = [&](const std::string &suffix) {
+        return name_prefix.empty() ? std::string() : dst.quote_ident(name_prefix + suffix) + " ";
+    };
     merge::Spec spec;
     for (const auto &u : table.unique_cols)
         spec.unique.push_back(dst.quote_ident(u));
@@ -57,17 +60,18 @@ void create_indexes(pg::Connection &dst, const std::string &qualified, const con
         // NULLS NOT DISTINCT (PostgreSQL 15+) makes a NULL in a unique column match
         // itself, so such rows merge instead of piling up.
         bool nnd = dst.server_version() >= 150000;
-        dst.exec(fmt::format("CREATE UNIQUE INDEX ON {} ({}){}", qualified,
+        dst.exec(fmt::format("CREATE UNIQUE INDEX {}ON {} ({}){}", name("u"), qualified,
                              fmt::join(merge::conflict_columns(spec), ", "),
                              nnd ? " NULLS NOT DISTINCT" : ""));
     }
     if (cfg.indexes != config::Indexes::all)
         return;
+    int n = 0;
     for (const auto &idx : table.indexes) {
         // Other unique indexes become plain ones: a merge applies rows one at a time
         // and could trip over a uniqueness the source only holds at commit.
-        dst.exec(fmt::format("CREATE INDEX ON {} USING {} ({}){}", qualified,
-                             dst.quote_ident(idx.method), fmt::join(idx.key_exprs, ", "),
+        dst.exec(fmt::format("CREATE INDEX {}ON {} USING {} ({}){}", name(std::to_string(++n)),
+                             qualified, dst.quote_ident(idx.method), fmt::join(idx.key_exprs, ", "),
                              idx.predicate ? " WHERE " + *idx.predicate : ""));
     }
 }
@@ -137,9 +141,12 @@ void swap_in(pg::Connection &dst, const std::string &schema, const std::string &
             } catch (const pg::PgError &e) {
                 throw pg::PgError(pg::Side::dest, e.sqlstate(),
                                   fmt::format("cannot replace {} {}, which depends on the table: "
-                                              "{}; pgincr's role must own it or be a member of "
-                                              "its owner's role. Nothing was changed",
-                                              it->kind, it->qualified, e.server_message()),
+                                              "{}; {}. Nothing was changed",
+                                              it->kind, it->qualified, e.server_message(),
+                                              e.sqlstate() == "2BP01"
+                                                  ? "other objects depend on it in turn"
+                                                  : "pgincr's role must own it or be a member "
+                                                    "of its owner's role"),
                                   drop);
             }
         }

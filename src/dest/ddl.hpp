@@ -26,8 +26,12 @@ void create_table(pg::Connection &dst, const std::string &qualified,
 
 // The unique index the merge needs (and, with "indexes": "all", the source's other
 // indexes, as non-unique ones) on `qualified_table`.
+// `name_prefix` names them "<prefix>u", "<prefix>1" ... instead of the server's default
+// (a take-over builds them on the old tool's table itself, and a later reload must
+// recognise them as pgincr's: sql/user_indexes.sql).
 void create_indexes(pg::Connection &dst, const std::string &qualified_table,
-                    const config::Table &cfg, const catalog::SourceTable &table);
+                    const config::Table &cfg, const catalog::SourceTable &table,
+                    const std::string &name_prefix = "");
 
 // (Re)creates the UNLOGGED staging table with the columns pgincr writes.
 void create_staging(pg::Connection &dst, const std::string &schema, const config::Table &cfg,

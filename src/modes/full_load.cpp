@@ -5,6 +5,7 @@
 #include "source/dump.hpp"
 #include "source/filter.hpp"
 #include "util/fault.hpp"
+#include "util/log.hpp"
 #include "util/progress.hpp"
 
 #include <fmt/format.h>
@@ -74,7 +75,13 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     tx.commit();
     // Fresh statistics for the merges that follow; cheap (a sample), and outside the
     // swap transaction so readers are not held.
-    dst.exec(fmt::format("ANALYZE {}", dst.qualified(dschema, cfg.destination)));
+    // The rows and their mark are committed: a failed ANALYZE only costs a plan.
+    try {
+        dst.exec(fmt::format("ANALYZE {}", dst.qualified(dschema, cfg.destination)));
+    } catch (const pg::PgError &e) {
+        log::warn(cfg.destination, "ANALYZE after the load failed ({}); autovacuum will do it",
+                  e.what());
+    }
     return result;
 }
 

@@ -8,6 +8,7 @@
 #include "pg/snapshot.hpp"
 #include "source/watermark.hpp"
 #include "util/fault.hpp"
+#include "util/hash.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 #include "util/time.hpp"
@@ -88,6 +89,12 @@ Plan decide(const config::Table &cfg, const catalog::SourceTable &table,
     return {SyncMode::incremental, "", std::nullopt};
 }
 
+std::optional<std::string> legacy_cursor(const state::Store &store, const config::Table &cfg) {
+    if (cfg.destination != cfg.name)
+        return std::nullopt;
+    return store.legacy_mark(cfg.name);
+}
+
 std::optional<state::TableState> load_saved(pg::Connection &dst, const config::Settings &settings,
                                             const config::Table &cfg, const state::Store &store,
                                             std::string *disagreement) {
@@ -104,7 +111,7 @@ Plan plan(pg::Connection &dst, const config::Settings &settings, const config::T
         catalog::relation_exists(dst, settings.dest_schema, ddl::staging_name(cfg.destination));
     std::optional<std::string> legacy;
     if (!saved)
-        legacy = store.legacy_mark(cfg.name);
+        legacy = legacy_cursor(store, cfg);
     auto p = decide(cfg, table, saved, dest_sig, staging, legacy);
     if (p.legacy_mark && !same_column_names(dst, settings.dest_schema, cfg.destination, table))
         return {SyncMode::initial,
@@ -135,7 +142,9 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
     }
     try {
         pg::Transaction tx(dst);
-        ddl::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table);
+        ddl::create_indexes(dst, dst.qualified(settings.dest_schema, cfg.destination), cfg, table,
+                            "_pgincr_takeover_" + hash::sha256_hex(cfg.destination).substr(0, 12) +
+                                "_");
         ddl::create_staging(dst, settings.dest_schema, cfg, table);
         next.watermark = mark;
         next.dest_signature =
@@ -211,7 +220,7 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
         }
         if (p.mode != SyncMode::incremental) {
             ownership::Claim claim{saved.has_value(),
-                                   !saved && store.legacy_mark(cfg.name).has_value(), replace};
+                                   !saved && legacy_cursor(store, cfg).has_value(), replace};
             if (auto why = ownership::conflict(dst, settings.dest_schema, cfg, claim))
                 throw catalog::TableError(*why);
         }
@@ -265,7 +274,8 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
                                                        signals::last_signal(), e.what())
                                          : e.what();
         r.duration_ms = timeutil::ms_between(started, std::chrono::steady_clock::now());
-        if (saved) {
+        // With the lock lost another run may own sync-state/ now: write nothing.
+        if (saved && !dynamic_cast<const lock::LockLostError *>(&e)) {
             // Only the report changes; the mark and fingerprint stay as they were.
             try {
                 auto keep = *saved;

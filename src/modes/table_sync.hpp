@@ -34,6 +34,12 @@ std::optional<state::TableState> load_saved(pg::Connection &dst, const config::S
                                             const config::Table &cfg, const state::Store &store,
                                             std::string *disagreement = nullptr);
 
+// incremental-replication's cursor for this entry. The old tool named its cursor and
+// its destination table after the source table, so only an entry whose destination is
+// the source's name takes it over: another entry reading the same source must not adopt
+// a table with that cursor's mark.
+std::optional<std::string> legacy_cursor(const state::Store &store, const config::Table &cfg);
+
 // Reads what decide() needs from the destination and the state store.
 Plan plan(pg::Connection &dst, const config::Settings &settings, const config::Table &cfg,
           const catalog::SourceTable &table, const state::Store &store,

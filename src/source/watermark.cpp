@@ -22,10 +22,14 @@ constexpr int replay_wait_seconds = 120;
 void wait_for_replay(pg::Connection &standby, const std::string &lsn) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(replay_wait_seconds);
     for (;;) {
-        auto res =
-            standby.exec("SELECT pg_catalog.pg_last_wal_replay_lsn() >= $1::pg_catalog.pg_lsn, "
-                         "pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text",
-                         {lsn}, pg::Expect::one_row);
+        auto res = standby.exec(
+            "SELECT pg_catalog.pg_last_wal_replay_lsn() >= $1::pg_catalog.pg_lsn - "
+            // An insert position just past a page header means the last record ended
+            // on the page boundary, where replay stops: that counts as reached.
+            "CASE WHEN ($1::pg_catalog.pg_lsn - '0/0'::pg_catalog.pg_lsn) % 8192 IN (24, 40) "
+            "THEN ($1::pg_catalog.pg_lsn - '0/0'::pg_catalog.pg_lsn) % 8192 ELSE 0 END, "
+            "pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text",
+            {lsn}, pg::Expect::one_row);
         if (res.boolean(0, 0))
             return;
         if (std::chrono::steady_clock::now() > deadline)

@@ -27,5 +27,6 @@ SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified,
   FROM deps
   JOIN pg_catalog.pg_class c ON c.oid = deps.oid
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('v', 'm') -- a rule on another table that writes here is no view
  GROUP BY n.nspname, c.relname, c.relkind, c.oid, c.reloptions
  ORDER BY max(deps.depth), 1

@@ -1,7 +1,7 @@
 -- The indexes users built on a replicated table, as statements that rebuild them on the
 -- reloaded table under their own names. pgincr's own indexes are left out: they are
--- built on the shadow table (so named "_pgincr_load_..."), or have the same definition
--- as one the shadow table already has (a table taken over from incremental-replication).
+-- named "_pgincr_..." (built on the shadow table "_pgincr_load_...", or named so by a
+-- take-over), or have the same definition as one the shadow table already has.
 -- Indexes behind a constraint a user added are left out too (recreating the index alone
 -- would not bring the constraint back).
 -- $1: the old table (regclass text); $2: the shadow table (regclass text); $3: the
@@ -18,7 +18,7 @@ old AS (
       FROM pg_catalog.pg_index i
       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
      WHERE i.indrelid = $1::pg_catalog.regclass
-       AND c.relname NOT LIKE '\_pgincr\_load\_%'
+       AND c.relname NOT LIKE '\_pgincr\_%'
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)
 )
 SELECT pg_catalog.format('CREATE %sINDEX %I ON %s %s',
