@@ -122,19 +122,23 @@ int sync(const cli::Options &o) {
     bool source_checked = false;
     bool standby = false;
     std::optional<std::string> lock_lost;
+    // Once lost, the lock stays lost: the rest of the run only reports.
+    auto check_lock = [&] {
+        if (lock_lost)
+            return;
+        try {
+            lock->ensure_held();
+        } catch (const lock::LockLostError &e) {
+            lock_lost = e.what();
+            log::error("", "{}", e.what());
+        }
+    };
     for (const auto &cfg : tables) {
         if (signals::interrupted()) {
             run.tables.push_back(not_started(cfg, "the run was interrupted"));
             continue;
         }
-        if (!lock_lost) {
-            try {
-                lock->ensure_held();
-            } catch (const lock::LockLostError &e) {
-                lock_lost = e.what();
-                log::error("", "{}", e.what());
-            }
-        }
+        check_lock();
         if (lock_lost) {
             run.tables.push_back(not_started(cfg, "the run lost its lock"));
             continue;
@@ -168,15 +172,7 @@ int sync(const cli::Options &o) {
         run.tables.push_back(std::move(r));
         fault::point("after-table");
     }
-    if (!lock_lost) {
-        // A lock lost during the last table still means this run was not alone.
-        try {
-            lock->ensure_held();
-        } catch (const lock::LockLostError &e) {
-            lock_lost = e.what();
-            log::error("", "{}", e.what());
-        }
-    }
+    check_lock(); // a lock lost during the last table still means this run was not alone
     run.interrupted = signals::interrupted();
     run.finished_at = std::chrono::system_clock::now();
     src.reset();

@@ -6,7 +6,22 @@ namespace pgincr::pg {
 
 namespace {
 constexpr const char *begin_repeatable_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+// Commits and forgets the transaction; forgotten even when COMMIT fails, since the
+// snapshot is gone with the transaction either way. Idempotent.
+void commit_once(std::optional<Transaction> &tx) {
+    if (!tx)
+        return;
+    try {
+        tx->commit();
+    } catch (...) {
+        tx.reset();
+        throw;
+    }
+    tx.reset();
 }
+
+} // namespace
 
 Snapshot::Snapshot(Connection &src) : conn_(src) {
     tx_.emplace(conn_, begin_repeatable_read);
@@ -24,16 +39,7 @@ const std::string &Snapshot::exported() {
 }
 
 void Snapshot::close() {
-    if (!tx_)
-        return;
-    // Closed even when COMMIT fails: the snapshot is gone with the transaction.
-    try {
-        tx_->commit();
-    } catch (...) {
-        tx_.reset();
-        throw;
-    }
-    tx_.reset();
+    commit_once(tx_);
 }
 
 SnapshotReader::SnapshotReader(Connection &conn, const std::string &snapshot_id) : conn_(conn) {
@@ -42,15 +48,7 @@ SnapshotReader::SnapshotReader(Connection &conn, const std::string &snapshot_id)
 }
 
 void SnapshotReader::close() {
-    if (!tx_)
-        return;
-    try {
-        tx_->commit();
-    } catch (...) {
-        tx_.reset();
-        throw;
-    }
-    tx_.reset();
+    commit_once(tx_);
 }
 
 } // namespace pgincr::pg

@@ -7,9 +7,10 @@
 using namespace pgincr;
 using namespace pgincr::test;
 
-TEST_CASE("reload keeps: grants, the comment and the owner survive a reset, a schema change "
-          "and every full-refresh run") {
-    Pipeline p("keep_grants");
+namespace {
+
+// An incremental table t and a full-refresh table f, loaded once.
+void seed_t_and_f(Pipeline &p) {
     p.src().exec("CREATE TABLE t (id int PRIMARY KEY, v text, "
                  "updated_at timestamptz NOT NULL DEFAULT now())");
     p.src().exec("CREATE TABLE f (id int PRIMARY KEY, v text)");
@@ -18,11 +19,24 @@ TEST_CASE("reload keeps: grants, the comment and the owner survive a reset, a sc
     p.tables(R"([{"name": "t", "replication_key": "updated_at"},
                  {"name": "f", "mode": "full-refresh"}])");
     REQUIRE_SYNC(p, 0);
+}
+
+// Roles are cluster-wide and shared by tests: created once, whichever test runs first.
+void make_role(pg::Connection &admin_conn, const std::string &role) {
+    admin_conn.exec(fmt::format("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE "
+                                "rolname = '{0}') THEN CREATE ROLE {0}; END IF; END $$",
+                                role));
+}
+
+} // namespace
+
+TEST_CASE("reload keeps: grants, the comment and the owner survive a reset, a schema change "
+          "and every full-refresh run") {
+    Pipeline p("keep_grants");
+    seed_t_and_f(p);
     auto dadmin = admin(pg::Side::dest);
     for (const char *role : {"keep_analyst", "keep_owner"})
-        dadmin->exec(fmt::format("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE "
-                                 "rolname = '{0}') THEN CREATE ROLE {0}; END IF; END $$",
-                                 role));
+        make_role(*dadmin, role);
     for (const char *t : {"t", "f"}) {
         p.dst().exec(fmt::format("GRANT SELECT ON replica.{} TO keep_analyst", t));
         p.dst().exec(fmt::format("GRANT SELECT, UPDATE ON replica.{} TO PUBLIC", t));
@@ -104,17 +118,9 @@ TEST_CASE("reload keeps: views, a view on a view and a materialized view are rec
           "reloaded table with their grants - through a reset, a schema change, a dropped "
           "<table>_stg and full-refresh runs") {
     Pipeline p("keep_views");
-    p.src().exec("CREATE TABLE t (id int PRIMARY KEY, v text, "
-                 "updated_at timestamptz NOT NULL DEFAULT now())");
-    p.src().exec("CREATE TABLE f (id int PRIMARY KEY, v text)");
-    p.src().exec("INSERT INTO t (id, v) SELECT g, 'v' || g FROM generate_series(1, 100) g");
-    p.src().exec("INSERT INTO f SELECT g, 'f' || g FROM generate_series(1, 50) g");
-    p.tables(R"([{"name": "t", "replication_key": "updated_at"},
-                 {"name": "f", "mode": "full-refresh"}])");
-    REQUIRE_SYNC(p, 0);
+    seed_t_and_f(p);
     auto dadmin = admin(pg::Side::dest);
-    dadmin->exec("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
-                 "'keep_analyst') THEN CREATE ROLE keep_analyst; END IF; END $$");
+    make_role(*dadmin, "keep_analyst");
     p.dst().exec("CREATE SCHEMA analytics");
     p.dst().exec("CREATE VIEW analytics.t_view AS SELECT id, v FROM replica.t WHERE id > 10");
     p.dst().exec("CREATE VIEW analytics.t_count AS SELECT count(*) AS n FROM analytics.t_view");
