@@ -5,6 +5,7 @@
 #include "util/error.hpp"
 #include "util/hash.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -85,11 +86,27 @@ const char *mode_name(Mode mode) {
     return "?";
 }
 
+const char *deletes_name(Deletes deletes) {
+    switch (deletes) {
+    case Deletes::ignore:
+        return "ignore";
+    case Deletes::hard:
+        return "hard";
+    case Deletes::soft:
+        return "soft";
+    }
+    return "?";
+}
+
 std::string options_signature(const Table &t) {
-    if (t.mode == Mode::incremental_deduped && !t.filter)
+    if (t.mode == Mode::incremental_deduped && !t.filter && t.deletes != Deletes::soft)
         return "";
     nlohmann::json j;
     j["mode"] = mode_name(t.mode);
+    // Soft deletes add a column to the destination table; hard deletes only change
+    // which rows stay, which the first delete check brings about.
+    if (t.deletes == Deletes::soft)
+        j["deletes"] = "soft";
     if (t.filter) {
         j["where"] = t.filter->where;
         j["params"] = t.filter->params;
@@ -237,6 +254,59 @@ const char *json_type(const json &v) {
     return v.type_name();
 }
 
+// "deletes", "delete_check_seconds", "max_delete_fraction", and what each mode makes
+// of them (README.md, "Deletes").
+template <typename Fail> void parse_deletes(const json &item, Table &t, const Fail &fail) {
+    if (item.contains("deletes")) {
+        const auto &v = item["deletes"];
+        std::string d = v.is_string() ? v.get<std::string>() : "";
+        if (d == "ignore")
+            t.deletes = Deletes::ignore;
+        else if (d == "hard")
+            t.deletes = Deletes::hard;
+        else if (d == "soft")
+            t.deletes = Deletes::soft;
+        else
+            throw fail("deletes",
+                       fmt::format("{} is not one of \"ignore\", \"hard\", \"soft\"", v.dump()));
+    }
+    if (t.deletes != Deletes::ignore && t.mode == Mode::incremental_append)
+        throw fail("deletes",
+                   "incremental-append keeps every version of a row as history, so a row "
+                   "deleted in the source has nothing to remove; deletes apply to "
+                   "incremental-deduped entries (remove \"deletes\", or change the mode)");
+    if (t.deletes == Deletes::soft && t.mode == Mode::full_refresh)
+        throw fail("deletes", "a full-refresh entry is reloaded whole on every sync, so it "
+                              "cannot keep a deleted row; full-refresh already drops deleted "
+                              "rows (use \"hard\" or leave \"deletes\" out)");
+    bool checks = t.deletes != Deletes::ignore && t.mode == Mode::incremental_deduped;
+    auto only_with_checks = [&](const char *key) {
+        if (!checks)
+            throw fail(key, t.mode == Mode::incremental_deduped
+                                ? "only applies with \"deletes\": \"hard\" or \"soft\""
+                                : "only applies to incremental-deduped entries with \"deletes\": "
+                                  "\"hard\" or \"soft\" (a full-refresh reload needs no delete "
+                                  "check)");
+    };
+    if (item.contains("delete_check_seconds")) {
+        only_with_checks("delete_check_seconds");
+        const auto &v = item["delete_check_seconds"];
+        if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 31536000)
+            throw fail("delete_check_seconds", "expected a whole number of seconds from 0 (every "
+                                               "sync) to 31536000");
+        t.delete_check_seconds = v.get<int>();
+    }
+    if (item.contains("max_delete_fraction")) {
+        only_with_checks("max_delete_fraction");
+        const auto &v = item["max_delete_fraction"];
+        if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 1)
+            throw fail("max_delete_fraction", "expected a number above 0 and at most 1 (the "
+                                              "share of the destination's rows one sync may "
+                                              "delete; 0.1 is 10%)");
+        t.max_delete_fraction = v.get<double>();
+    }
+}
+
 } // namespace
 
 std::vector<Table> parse_tables(const std::string &text, const std::string &origin) {
@@ -283,14 +353,23 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
             return v.get<std::string>();
         };
 
-        static const std::set<std::string> allowed = {
-            "name",        "replication_key", "unique_cols",      "mode",
-            "destination", "filter",          "lookback_seconds", "indexes"};
+        static const std::set<std::string> allowed = {"name",
+                                                      "replication_key",
+                                                      "unique_cols",
+                                                      "mode",
+                                                      "destination",
+                                                      "filter",
+                                                      "lookback_seconds",
+                                                      "indexes",
+                                                      "deletes",
+                                                      "delete_check_seconds",
+                                                      "max_delete_fraction"};
         for (const auto &[key, _] : item.items())
             if (!allowed.count(key))
                 throw ConfigError(fmt::format("{}: unknown key \"{}\" (known keys: name, "
                                               "replication_key, unique_cols, mode, destination, "
-                                              "filter, lookback_seconds, indexes)",
+                                              "filter, lookback_seconds, indexes, deletes, "
+                                              "delete_check_seconds, max_delete_fraction)",
                                               where, key));
 
         Table t;
@@ -354,6 +433,8 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
             else
                 throw fail("indexes", fmt::format("'{}' is not one of unique, all", *idx));
         }
+
+        parse_deletes(item, t, fail);
 
         if (item.contains("filter")) {
             const auto &f = item["filter"];
@@ -435,6 +516,22 @@ std::vector<Table> load_tables(const std::filesystem::path &file) {
     std::ostringstream buf;
     buf << in.rdbuf();
     return parse_tables(buf.str(), file.string());
+}
+
+std::vector<Table> select_tables(const std::vector<Table> &all,
+                                 const std::vector<std::string> &names, const std::string &origin,
+                                 const std::string &what) {
+    if (names.empty())
+        return all;
+    std::vector<Table> out;
+    for (const auto &n : names) {
+        auto it = std::find_if(all.begin(), all.end(),
+                               [&](const Table &t) { return t.destination == n; });
+        if (it == all.end())
+            throw ConfigError(fmt::format("{}{}: no such table in {}", what, n, origin));
+        out.push_back(*it);
+    }
+    return out;
 }
 
 } // namespace pgincr::config

@@ -16,6 +16,12 @@ const char *mode_name(Mode mode);
 
 enum class Indexes { unique, all };
 
+// What happens to destination rows whose unique columns no longer exist in the source
+// (apply/deletes.hpp): kept (the old tool's behaviour), deleted, or marked in a
+// `_pgincr_deleted_at` column.
+enum class Deletes { ignore, hard, soft };
+const char *deletes_name(Deletes deletes);
+
 // How a full load's rows travel (see ARCHITECTURE.md): pgincr's own binary COPY, the
 // default because it measured faster, or pg_dump's data stream.
 enum class LoadVia { copy, pg_dump };
@@ -35,6 +41,9 @@ struct Table {
     std::optional<Filter> filter;
     int lookback_seconds = 0;
     Indexes indexes = Indexes::unique;
+    Deletes deletes = Deletes::ignore;
+    int delete_check_seconds = 0;     // 0: the delete check runs on every sync
+    double max_delete_fraction = 0.1; // of the destination's rows, per run
 };
 
 // What of an entry shapes its destination table's rows and unique index (mode and
@@ -81,5 +90,11 @@ std::map<std::string, std::string> process_environment();
 // invalid JSON is reported with line and column.
 std::vector<Table> parse_tables(const std::string &json_text, const std::string &origin);
 std::vector<Table> load_tables(const std::filesystem::path &file);
+
+// The entries named by destination, in the order given (all when `names` is empty).
+// An unknown name is a ConfigError: "<what><name>: no such table in <origin>".
+std::vector<Table> select_tables(const std::vector<Table> &all,
+                                 const std::vector<std::string> &names, const std::string &origin,
+                                 const std::string &what);
 
 } // namespace pgincr::config

@@ -121,6 +121,8 @@ std::string to_json(const TableState &s) {
     j["dest_signature"] = s.dest_signature;
     j["options"] = s.options;
     j["reset_requested"] = s.reset_requested;
+    if (s.deletes_checked_at)
+        j["deletes_checked_at"] = *s.deletes_checked_at;
     if (s.last_sync) {
         const auto &l = *s.last_sync;
         json last;
@@ -131,6 +133,7 @@ std::string to_json(const TableState &s) {
         last["rows_merged"] = l.rows_merged;
         last["duration_ms"] = l.duration_ms;
         last["lag_seconds"] = l.lag_seconds ? json(*l.lag_seconds) : json(nullptr);
+        last["rows_deleted"] = l.rows_deleted;
         last["error"] = l.error.empty() ? json(nullptr) : json(l.error);
         j["last_sync"] = last;
     }
@@ -151,6 +154,8 @@ TableState from_json(const std::string &text, const std::string &origin) {
         s.dest_signature = j.value("dest_signature", "");
         s.options = j.value("options", "");
         s.reset_requested = j.value("reset_requested", false);
+        if (j.contains("deletes_checked_at") && j["deletes_checked_at"].is_string())
+            s.deletes_checked_at = j["deletes_checked_at"].get<std::string>();
         if (j.contains("last_sync") && j["last_sync"].is_object()) {
             const auto &l = j["last_sync"];
             LastSync last;
@@ -160,6 +165,7 @@ TableState from_json(const std::string &text, const std::string &origin) {
             last.rows_copied = l.value("rows_copied", std::int64_t{0});
             last.rows_merged = l.value("rows_merged", std::int64_t{0});
             last.duration_ms = l.value("duration_ms", std::int64_t{0});
+            last.rows_deleted = l.value("rows_deleted", std::int64_t{0});
             if (l.contains("lag_seconds") && l["lag_seconds"].is_number())
                 last.lag_seconds = l["lag_seconds"].get<double>();
             if (l.contains("error") && l["error"].is_string())

@@ -17,6 +17,7 @@ struct LastSync {
     std::int64_t duration_ms = 0;
     std::string error;
     std::optional<double> lag_seconds;
+    std::int64_t rows_deleted = 0; // removed (or marked, for soft deletes) by the delete check
 };
 
 struct TableState {
@@ -31,6 +32,9 @@ struct TableState {
     std::string dest_signature;   // of the destination table right after the load
     std::string options;          // config::options_signature() of the entry at the load
     bool reset_requested = false; // `pgincr reset`
+    // When the last delete check (or the full load that stands for one) committed, as
+    // the destination prints it; decides whether `delete_check_seconds` are up.
+    std::optional<std::string> deletes_checked_at;
     std::optional<LastSync> last_sync;
 };
 

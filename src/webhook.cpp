@@ -76,10 +76,12 @@ std::string message(const RunSummary &run) {
     std::size_t ok = 0;
     std::int64_t copied = 0;
     std::int64_t merged = 0;
+    std::int64_t deleted = 0;
     std::vector<std::string> failures;
     for (const auto &t : run.tables) {
         copied += t.rows_copied;
         merged += t.rows_merged;
+        deleted += t.rows_deleted;
         if (t.ok) {
             ++ok;
         } else if (failures.size() < message_failures) {
@@ -100,7 +102,11 @@ std::string message(const RunSummary &run) {
             out += fmt::format("; and {} more", failed - failures.size());
         out += ")";
     }
-    out += fmt::format("; {} rows copied, {} merged; took {:.1f} s.", copied, merged,
+    out += fmt::format("; {} rows copied, {} merged", copied, merged);
+    // Only when something was deleted: the old tool's message stays as it was otherwise.
+    if (deleted > 0)
+        out += fmt::format(", {} deleted", deleted);
+    out += fmt::format("; took {:.1f} s.",
                        static_cast<double>(ms_between(run.started_at, run.finished_at)) / 1000.0);
     // Pipeline names and table names come from config; keep even those on one line.
     return one_line(out);
@@ -115,6 +121,7 @@ Json table_json(const TableResult &t) {
     j["status"] = t.ok ? "ok" : "failed";
     j["rows_copied"] = t.rows_copied;
     j["rows_merged"] = t.rows_merged;
+    j["rows_deleted"] = t.rows_deleted;
     j["watermark"] = t.watermark ? Json(*t.watermark) : Json(nullptr);
     j["lag_seconds"] = t.lag_seconds ? Json(*t.lag_seconds) : Json(nullptr);
     j["duration_ms"] = t.duration_ms;

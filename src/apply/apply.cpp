@@ -1,6 +1,7 @@
 #include "apply/apply.hpp"
 
 #include "apply/merge.hpp"
+#include "diff/table_sides.hpp"
 #include "pg/copy.hpp"
 
 #include <chrono>
@@ -42,6 +43,8 @@ std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
         spec.unique.push_back(dst.quote_ident(u));
     spec.key = dst.quote_ident(table.key->name);
     spec.append = cfg.mode == config::Mode::incremental_append;
+    if (cfg.deletes == config::Deletes::soft)
+        spec.deleted_at = dst.quote_ident(diff::deleted_at_column);
     // The staging table was just filled: give the planner its size.
     dst.exec(fmt::format("ANALYZE {}", spec.staging));
     // The DISTINCT ON sort of a typical delta spills to disk under the default 4 MB

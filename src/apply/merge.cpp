@@ -40,12 +40,17 @@ std::string merge_sql(const Spec &spec) {
         old_vals.push_back("d." + c);
         new_vals.push_back("EXCLUDED." + c);
     }
+    std::string changed = fmt::format("ROW({})::text IS DISTINCT FROM ROW({})::text",
+                                      fmt::join(old_vals, ", "), fmt::join(new_vals, ", "));
+    if (!spec.deleted_at.empty()) {
+        // A key deleted in the source and back again is live again.
+        sets.push_back(fmt::format("{} = NULL", spec.deleted_at));
+        changed = fmt::format("({}) OR d.{} IS NOT NULL", changed, spec.deleted_at);
+    }
     if (sets.empty())
         return sql + "DO NOTHING";
     // Compared as text: works for every type, json included, which has no '='.
-    return sql + fmt::format("DO UPDATE SET {} WHERE ROW({})::text IS DISTINCT FROM ROW({})::text",
-                             fmt::join(sets, ", "), fmt::join(old_vals, ", "),
-                             fmt::join(new_vals, ", "));
+    return sql + fmt::format("DO UPDATE SET {} WHERE {}", fmt::join(sets, ", "), changed);
 }
 
 } // namespace pgincr::merge

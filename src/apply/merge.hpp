@@ -13,6 +13,8 @@ struct Spec {
     std::vector<std::string> unique;  // quoted unique columns
     std::string key;                  // quoted replication key ("" for none)
     bool append = false;              // incremental-append: keep every version
+    std::string deleted_at;           // quoted soft-delete column, cleared when a key
+                                      // comes back ("" for none)
 };
 
 // incremental-deduped: one row per unique key (the one with the highest replication

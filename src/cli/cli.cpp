@@ -4,6 +4,7 @@
 #include "commands/check.hpp"
 #include "commands/status.hpp"
 #include "commands/sync.hpp"
+#include "commands/verify.hpp"
 #include "pg/error.hpp"
 #include "pgincr/version.hpp"
 #include "util/error.hpp"
@@ -29,11 +30,13 @@ void add_common(CLI::App &cmd, Options &o) {
 } // namespace
 
 int run(int argc, char **argv) {
-    CLI::App app{"pgincr: keep tables of one PostgreSQL schema copied into another database, "
-                 "incrementally.\n\nExit codes: 0 every table fine; 1 a table failed (or check "
-                 "found a blocking problem); 2 usage or configuration error; 3 another run holds "
-                 "the lock; 4 interrupted by a signal.",
-                 "pgincr"};
+    CLI::App app{
+        "pgincr: keep tables of one PostgreSQL schema copied into another database, "
+        "incrementally.\n\nExit codes: 0 every table fine; 1 a table failed (or check found "
+        "a blocking problem, or verify a difference); 2 usage or configuration error; 3 another "
+        "run holds "
+        "the lock; 4 interrupted by a signal.",
+        "pgincr"};
     app.set_version_flag("--version", std::string("pgincr ") + version);
     app.require_subcommand(1);
 
@@ -45,12 +48,24 @@ int run(int argc, char **argv) {
     sync->add_option("--replace", o.replace,
                      "let this run replace these existing destination tables (destination "
                      "names), which pgincr did not create");
+    sync->add_option("--allow-deletes", o.allow_deletes,
+                     "let this run's delete check delete more than max_delete_fraction of these "
+                     "tables (destination names)");
     auto *check = app.add_subcommand("check", "connect to both servers and tell, table by table, "
                                               "whether the setup will sync");
     add_common(*check, o);
     auto *status = app.add_subcommand("status", "show each table's watermark, last run and lag");
     add_common(*status, o);
     status->add_flag("--json", o.json, "print JSON instead of a table");
+    auto *verify = app.add_subcommand(
+        "verify", "compare every row of each table between source and destination; exit 1 on "
+                  "a difference");
+    add_common(*verify, o);
+    verify->add_option("tables", o.tables, "destination table names (default: every table)");
+    verify->add_flag("--json", o.json, "print JSON instead of a table");
+    verify->add_flag("--repair", o.repair,
+                     "copy the missing and changed rows again and remove the extra ones (where "
+                     "the entry's deletes allow), then compare again");
     auto *reset = app.add_subcommand("reset", "make the next sync reload these tables whole");
     add_common(*reset, o);
     reset->add_option("tables", o.tables, "destination table names")->required();
@@ -74,6 +89,8 @@ int run(int argc, char **argv) {
             return commands::status(o);
         if (reset->parsed())
             return commands::reset(o);
+        if (verify->parsed())
+            return commands::verify(o);
         return exit_config;
     } catch (const ConfigError &e) {
         log::error("", "{}", e.what());

@@ -14,6 +14,8 @@ struct Options {
     bool verbose = false;             // debug log lines
     std::vector<std::string> tables;  // reset TABLE..., sync --table
     std::vector<std::string> replace; // sync --replace: tables pgincr may take from their users
+    std::vector<std::string> allow_deletes; // sync --allow-deletes: past max_delete_fraction once
+    bool repair = false;                    // verify --repair
 };
 
 } // namespace pgincr::cli

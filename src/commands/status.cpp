@@ -94,6 +94,10 @@ int status(const cli::Options &o) {
         row["watermark_in_destination"] = mark_json(in_dest);
         row["progress_disagrees"] = !disagreement.empty();
         row["reset_requested"] = s ? s->reset_requested : false;
+        row["deletes"] = config::deletes_name(cfg.deletes);
+        row["deletes_checked_at"] = s && s->deletes_checked_at
+                                        ? nlohmann::ordered_json(*s->deletes_checked_at)
+                                        : nlohmann::ordered_json(nullptr);
         if (s && s->last_sync) {
             const auto &l = *s->last_sync;
             row["last_sync"] = {{"at", l.at},
@@ -101,6 +105,7 @@ int status(const cli::Options &o) {
                                 {"result", l.result},
                                 {"rows_copied", l.rows_copied},
                                 {"rows_merged", l.rows_merged},
+                                {"rows_deleted", l.rows_deleted},
                                 {"duration_ms", l.duration_ms},
                                 {"error", l.error.empty() ? nlohmann::ordered_json(nullptr)
                                                           : nlohmann::ordered_json(l.error)}};

@@ -28,30 +28,15 @@ std::string new_run_id() {
     return fmt::format("{:016x}", gen());
 }
 
-std::vector<config::Table> selected(const std::vector<config::Table> &all,
-                                    const std::vector<std::string> &names,
-                                    const std::string &origin) {
-    if (names.empty())
-        return all;
-    std::vector<config::Table> out;
-    for (const auto &n : names) {
-        auto it = std::find_if(all.begin(), all.end(),
-                               [&](const config::Table &t) { return t.destination == n; });
-        if (it == all.end())
-            throw ConfigError(fmt::format("--table {}: no such table in {}", n, origin));
-        out.push_back(*it);
-    }
-    return out;
-}
-
 void log_result(const TableResult &r) {
     if (!r.ok) {
         log::error(r.destination, "{} failed after {:.1f}s: {}", sync_mode_name(r.mode),
                    static_cast<double>(r.duration_ms) / 1000.0, r.error);
         return;
     }
-    log::info(r.destination, "{}: {} rows copied, {} merged in {:.2f}s, mark {}, lag {}",
-              sync_mode_name(r.mode), r.rows_copied, r.rows_merged,
+    log::info(r.destination,
+              "{}: {} rows copied, {} merged, {} deleted in {:.2f}s, mark {}, lag {}",
+              sync_mode_name(r.mode), r.rows_copied, r.rows_merged, r.rows_deleted,
               static_cast<double>(r.duration_ms) / 1000.0, r.watermark.value_or("(none)"),
               r.lag_seconds ? fmt::format("{:.0f}s", *r.lag_seconds) : "n/a");
 }
@@ -97,13 +82,26 @@ TableResult not_started(const config::Table &cfg, const std::string &why) {
 
 int sync(const cli::Options &o) {
     auto settings = config::load_settings(o.env_file, config::process_environment());
-    auto tables = selected(config::load_tables(o.config_file), o.tables, o.config_file.string());
+    auto tables = config::select_tables(config::load_tables(o.config_file), o.tables,
+                                        o.config_file.string(), "--table ");
     for (const auto &n : o.replace)
         if (std::none_of(tables.begin(), tables.end(),
                          [&](const config::Table &t) { return t.destination == n; }))
             throw ConfigError(fmt::format("--replace {}: no such table among the tables of this "
                                           "run ({})",
                                           n, o.config_file.string()));
+    for (const auto &n : o.allow_deletes) {
+        auto it = std::find_if(tables.begin(), tables.end(),
+                               [&](const config::Table &t) { return t.destination == n; });
+        if (it == tables.end())
+            throw ConfigError(fmt::format("--allow-deletes {}: no such table among the tables of "
+                                          "this run ({})",
+                                          n, o.config_file.string()));
+        if (it->deletes == config::Deletes::ignore)
+            throw ConfigError(fmt::format("--allow-deletes {}: the entry has no \"deletes\" "
+                                          "option, so its sync never deletes ({})",
+                                          n, o.config_file.string()));
+    }
     signals::install();
 
     RunSummary run;
@@ -159,9 +157,11 @@ int sync(const cli::Options &o) {
             }
             ensure_open(dst, settings.dest);
             table_sync::Sessions sessions{*src, *dst, primary.get(), lock.get()};
-            bool replace =
-                std::find(o.replace.begin(), o.replace.end(), cfg.destination) != o.replace.end();
-            r = table_sync::sync(sessions, settings, cfg, store, replace);
+            auto listed = [&](const std::vector<std::string> &names) {
+                return std::find(names.begin(), names.end(), cfg.destination) != names.end();
+            };
+            r = table_sync::sync(sessions, settings, cfg, store,
+                                 {listed(o.replace), listed(o.allow_deletes)});
         } catch (const std::exception &e) {
             r.name = cfg.name;
             r.destination = cfg.destination;

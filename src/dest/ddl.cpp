@@ -1,5 +1,7 @@
 #include "dest/ddl.hpp"
 
+#include "diff/table_sides.hpp"
+
 #include "apply/merge.hpp"
 #include "util/hash.hpp"
 
@@ -32,7 +34,7 @@ void ensure_schema(pg::Connection &dst, const std::string &schema) {
 }
 
 void create_table(pg::Connection &dst, const std::string &qualified,
-                  const catalog::SourceTable &table) {
+                  const catalog::SourceTable &table, const config::Table &cfg) {
     std::vector<std::string> defs;
     for (const auto &c : table.columns) {
         std::string def = fmt::format("{} {}", dst.quote_ident(c.name), c.dest_type);
@@ -42,6 +44,8 @@ void create_table(pg::Connection &dst, const std::string &qualified,
             def += " NOT NULL";
         defs.push_back(std::move(def));
     }
+    if (cfg.deletes == config::Deletes::soft)
+        defs.push_back(dst.quote_ident(diff::deleted_at_column) + " timestamptz");
     dst.exec(fmt::format("CREATE TABLE {} ({})", qualified, fmt::join(defs, ", ")));
 }
 

@@ -20,9 +20,10 @@ std::string shadow_name(const std::string &destination);
 // CREATE SCHEMA when it is missing (outside any transaction).
 void ensure_schema(pg::Connection &dst, const std::string &schema);
 
-// CREATE TABLE `qualified` with the source's columns, as the destination types them.
+// CREATE TABLE `qualified` with the source's columns, as the destination types them,
+// and `_pgincr_deleted_at timestamptz` last for an entry with "deletes": "soft".
 void create_table(pg::Connection &dst, const std::string &qualified,
-                  const catalog::SourceTable &table);
+                  const catalog::SourceTable &table, const config::Table &cfg);
 
 // The unique index the merge needs (and, with "indexes": "all", the source's other
 // indexes, as non-unique ones) on `qualified_table`.

@@ -10,23 +10,33 @@ namespace pgincr::progress {
 
 namespace {
 
-bool catalog_exists(pg::Connection &dst, const std::string &schema) {
-    return !dst.exec("SELECT pg_catalog.to_regclass($1)", {dst.qualified(schema, table_name)},
-                     pg::Expect::value)
-                .is_null(0, 0);
+struct CatalogShape {
+    bool exists = false;
+    bool has_deletes_checked_at = false; // added after the catalog's first release
+};
+
+CatalogShape catalog_shape(pg::Connection &dst, const std::string &schema) {
+    auto res = dst.exec("SELECT c IS NOT NULL, EXISTS (SELECT FROM pg_catalog.pg_attribute a "
+                        "WHERE a.attrelid = c AND a.attname = 'deletes_checked_at' AND NOT "
+                        "a.attisdropped) FROM pg_catalog.to_regclass($1) AS c",
+                        {dst.qualified(schema, table_name)}, pg::Expect::one_row);
+    return {res.boolean(0, 0), res.boolean(0, 1)};
 }
 
 } // namespace
 
 std::optional<state::TableState> load(pg::Connection &dst, const std::string &schema,
                                       const std::string &destination) {
-    if (!catalog_exists(dst, schema))
+    auto shape = catalog_shape(dst, schema);
+    if (!shape.exists)
         return std::nullopt;
-    auto res = dst.exec(fmt::format("SELECT source_table, replication_key, key_type, watermark, "
-                                    "fingerprint, dest_signature, options FROM {} "
-                                    "WHERE destination = $1",
-                                    dst.qualified(schema, table_name)),
-                        {destination}, pg::Expect::rows);
+    auto res = dst.exec(
+        fmt::format("SELECT source_table, replication_key, key_type, watermark, "
+                    "fingerprint, dest_signature, options, {} FROM {} "
+                    "WHERE destination = $1",
+                    shape.has_deletes_checked_at ? "deletes_checked_at::text" : "NULL::text",
+                    dst.qualified(schema, table_name)),
+        {destination}, pg::Expect::rows);
     if (res.rows() == 0)
         return std::nullopt;
     state::TableState s;
@@ -38,30 +48,38 @@ std::optional<state::TableState> load(pg::Connection &dst, const std::string &sc
     s.fingerprint = res.text(0, 4);
     s.dest_signature = res.text(0, 5);
     s.options = res.text(0, 6);
+    s.deletes_checked_at = res.optional(0, 7);
     return s;
 }
 
 void save(pg::Connection &dst, const std::string &schema, const state::TableState &s) {
     std::string qualified = dst.qualified(schema, table_name);
-    if (!catalog_exists(dst, schema)) {
+    auto shape = catalog_shape(dst, schema);
+    if (!shape.exists) {
         std::string ddl(sql::progress_table);
         for (auto at = ddl.find("%TABLE%"); at != std::string::npos; at = ddl.find("%TABLE%", at))
             ddl.replace(at, 7, qualified);
         dst.exec(ddl);
+    } else if (!shape.has_deletes_checked_at) {
+        dst.exec(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS deletes_checked_at "
+                             "timestamptz",
+                             qualified));
     }
     dst.exec(fmt::format("INSERT INTO {} AS p (destination, source_table, replication_key, "
-                         "key_type, watermark, fingerprint, dest_signature, options) "
-                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                         "key_type, watermark, fingerprint, dest_signature, options, "
+                         "deletes_checked_at) "
+                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz) "
                          "ON CONFLICT (destination) DO UPDATE SET "
                          "source_table = EXCLUDED.source_table, "
                          "replication_key = EXCLUDED.replication_key, "
                          "key_type = EXCLUDED.key_type, watermark = EXCLUDED.watermark, "
                          "fingerprint = EXCLUDED.fingerprint, "
                          "dest_signature = EXCLUDED.dest_signature, options = EXCLUDED.options, "
+                         "deletes_checked_at = EXCLUDED.deletes_checked_at, "
                          "updated_at = pg_catalog.now()",
                          qualified),
              {s.destination, s.source_table, s.replication_key, s.key_type, s.watermark,
-              s.fingerprint, s.dest_signature, s.options},
+              s.fingerprint, s.dest_signature, s.options, s.deletes_checked_at},
              pg::Expect::command);
 }
 
@@ -73,6 +91,8 @@ std::optional<state::TableState> reconcile(const std::optional<state::TableState
     state::TableState s = *row;
     if (file) {
         s.last_sync = file->last_sync;
+        if (!s.deletes_checked_at)
+            s.deletes_checked_at = file->deletes_checked_at;
         s.reset_requested = file->reset_requested;
         bool differ = file->watermark != row->watermark || file->fingerprint != row->fingerprint ||
                       file->options != row->options ||

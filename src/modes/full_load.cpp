@@ -1,5 +1,6 @@
 #include "modes/full_load.hpp"
 
+#include "apply/deletes.hpp"
 #include "dest/ddl.hpp"
 #include "dest/progress.hpp"
 #include "source/dump.hpp"
@@ -37,7 +38,7 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     std::string shadow_table = ddl::shadow_name(cfg.destination);
     std::string shadow = dst.qualified(dschema, shadow_table);
     dst.exec(fmt::format("DROP TABLE IF EXISTS {}", shadow)); // a killed load's leftover
-    ddl::create_table(dst, shadow, table);
+    ddl::create_table(dst, shadow, table, cfg);
 
     Progress progress(cfg.destination, "loading", table.estimated_rows);
     if (via == config::LoadVia::pg_dump) {
@@ -68,6 +69,9 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     result.dest_signature = catalog::dest_signature(dst, dschema, cfg.destination).value_or("");
     next.watermark = result.watermark;
     next.dest_signature = result.dest_signature;
+    // A whole copy leaves no deleted row behind: it counts as a delete check.
+    if (cfg.deletes != config::Deletes::ignore)
+        next.deletes_checked_at = deletes::now(dst);
     progress::save(dst, dschema, next); // committed with the rows it describes
     if (heartbeat)
         heartbeat();

@@ -1,5 +1,6 @@
 #include "modes/incremental.hpp"
 
+#include "apply/deletes.hpp"
 #include "dest/ddl.hpp"
 #include "dest/progress.hpp"
 #include "source/filter.hpp"
@@ -13,7 +14,7 @@ namespace pgincr::incremental {
 Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &settings,
            const config::Table &cfg, const catalog::SourceTable &table,
            const std::optional<std::string> &mark, const watermark::Horizon &horizon,
-           const apply::Heartbeat &heartbeat, state::TableState &next) {
+           const apply::Heartbeat &heartbeat, state::TableState &next, const DeleteCheck &deletes) {
     Result result;
     pg::Connection &src = snapshot.conn();
     std::string source_rel = src.qualified(table.schema, table.name);
@@ -43,13 +44,23 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     Progress progress(cfg.destination, "copying changes", 0);
     result.rows_copied = apply::copy_rows(src, dst, table, where_sql, staging, progress, heartbeat);
     progress.finish();
-    // The rows and the mark are read: the source is released before the merge.
-    snapshot.close();
+    // The rows and the mark are read: the source is released before the merge, unless
+    // the delete check still has to read its keys in this snapshot.
+    if (!deletes.run)
+        snapshot.close();
 
     fault::point("incremental-after-copy");
     if (result.rows_copied > 0)
         result.rows_merged = apply::merge_staged(
             dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table);
+    if (deletes.run) {
+        if (heartbeat)
+            heartbeat();
+        result.rows_deleted =
+            deletes::run(src, dst, settings, cfg, table, deletes.allow).rows_deleted;
+        next.deletes_checked_at = deletes::now(dst);
+        snapshot.close();
+    }
     next.watermark = result.watermark;
     progress::save(dst, settings.dest_schema, next); // committed with the merged rows
     if (heartbeat)

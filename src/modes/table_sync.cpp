@@ -1,5 +1,6 @@
 #include "modes/table_sync.hpp"
 
+#include "apply/deletes.hpp"
 #include "dest/ddl.hpp"
 #include "dest/ownership.hpp"
 #include "dest/progress.hpp"
@@ -165,7 +166,7 @@ std::optional<std::string> take_over(pg::Connection &src, pg::Connection &dst,
 } // namespace
 
 TableResult sync(Sessions &sessions, const config::Settings &settings, const config::Table &cfg,
-                 const state::Store &store, bool replace) {
+                 const state::Store &store, const Allow &allow) {
     pg::Connection &src = sessions.src;
     pg::Connection &dst = sessions.dst;
     TableResult r;
@@ -220,7 +221,7 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
         }
         if (p.mode != SyncMode::incremental) {
             ownership::Claim claim{saved.has_value(),
-                                   !saved && legacy_cursor(store, cfg).has_value(), replace};
+                                   !saved && legacy_cursor(store, cfg).has_value(), allow.replace};
             if (auto why = ownership::conflict(dst, settings.dest_schema, cfg, claim))
                 throw catalog::TableError(*why);
         }
@@ -234,10 +235,13 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
                     ? saved->dest_signature
                     : catalog::dest_signature(dst, settings.dest_schema, cfg.destination)
                           .value_or("");
+            next.deletes_checked_at = saved ? saved->deletes_checked_at : std::nullopt;
+            incremental::DeleteCheck check{deletes::due(dst, cfg, saved), allow.deletes};
             auto res = incremental::run(snapshot, dst, settings, cfg, table, mark, horizon,
-                                        heartbeat, next);
+                                        heartbeat, next, check);
             r.rows_copied = res.rows_copied;
             r.rows_merged = res.rows_merged;
+            r.rows_deleted = res.rows_deleted;
             r.watermark = res.watermark;
             r.lag_seconds = res.lag_seconds;
         } else {
@@ -260,7 +264,8 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
                                          r.rows_merged,
                                          r.duration_ms,
                                          "",
-                                         r.lag_seconds};
+                                         r.lag_seconds,
+                                         r.rows_deleted};
         // Saved only now, after the destination committed: a crash before this line
         // makes the next run redo the same rows, which the merge absorbs.
         fault::point("before-state-save");

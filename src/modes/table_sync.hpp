@@ -53,11 +53,15 @@ struct Sessions {
     lock::RunLock *lock = nullptr;     // checked during long copies and before each commit
 };
 
+// What the user allowed this run, for one table.
+struct Allow {
+    bool replace = false; // replace a destination table pgincr does not manage (--replace)
+    bool deletes = false; // delete past max_delete_fraction (--allow-deletes)
+};
+
 // Syncs one table. Never throws for a table-level problem: the result says what
 // went wrong, and the saved state keeps its previous mark.
-// `replace`: the user let pgincr replace an existing destination table it does not
-// manage (`pgincr sync --replace`).
 TableResult sync(Sessions &sessions, const config::Settings &settings, const config::Table &cfg,
-                 const state::Store &store, bool replace = false);
+                 const state::Store &store, const Allow &allow = {});
 
 } // namespace pgincr::table_sync

@@ -157,6 +157,11 @@ Result Connection::exec(std::string_view sql, Expect expect) {
 }
 
 Result Connection::exec(std::string_view sql, const Params &params, Expect expect) {
+    send(sql, params);
+    return receive(sql, expect);
+}
+
+void Connection::send(std::string_view sql, const Params &params) {
     std::string statement(sql);
     std::vector<const char *> values;
     values.reserve(params.size());
@@ -170,7 +175,9 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
                                                   values.data(), nullptr, nullptr, 0);
     if (!sent)
         throw_error(statement);
+}
 
+Result Connection::receive(std::string_view statement, Expect expect) {
     // Drain every result, keeping the first error (pgBackRest pgClientQuery) and the
     // last statement's result.
     Result first;
@@ -195,7 +202,7 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
         throw PgError(side_, "",
                       fmt::format("expected {}, got {} with {} row(s)", what, status_name(status),
                                   first.rows()),
-                      statement);
+                      std::string(statement));
     };
     switch (expect) {
     case Expect::command:
@@ -216,6 +223,33 @@ Result Connection::exec(std::string_view sql, const Params &params, Expect expec
         break;
     }
     return first;
+}
+
+std::pair<Result, Result> exec_both(Connection &a, std::string_view sql_a, const Params &params_a,
+                                    Connection &b, std::string_view sql_b, const Params &params_b,
+                                    Expect expect) {
+    a.send(sql_a, params_a);
+    try {
+        b.send(sql_b, params_b);
+    } catch (...) {
+        try {
+            a.receive(sql_a, expect);
+        } catch (...) {
+        }
+        throw;
+    }
+    Result ra;
+    try {
+        ra = a.receive(sql_a, expect);
+    } catch (...) {
+        // b's results must still be drained, or its session is left mid-query.
+        try {
+            b.receive(sql_b, expect);
+        } catch (...) {
+        }
+        throw;
+    }
+    return {std::move(ra), b.receive(sql_b, expect)};
 }
 
 std::string Connection::quote_ident(std::string_view name) const {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pgincr::pg {
@@ -88,6 +89,9 @@ class Connection {
 
     Result exec(std::string_view sql, Expect expect = Expect::command);
     Result exec(std::string_view sql, const Params &params, Expect expect);
+    // exec() in two halves, so that two servers can work at once (exec_both).
+    void send(std::string_view sql, const Params &params);
+    Result receive(std::string_view statement, Expect expect);
 
     // Identifier quoting by libpq (PQescapeIdentifier), never by hand.
     std::string quote_ident(std::string_view name) const;
@@ -114,6 +118,12 @@ class Connection {
     ConnInfo info_;
     int cancel_slot_ = -1;
 };
+
+// Runs one statement on each of two sessions at the same time: both are sent before
+// either result is read. Both results are always drained; the first error is thrown.
+std::pair<Result, Result> exec_both(Connection &a, std::string_view sql_a, const Params &params_a,
+                                    Connection &b, std::string_view sql_b, const Params &params_b,
+                                    Expect expect);
 
 // BEGIN on construction, ROLLBACK on destruction unless commit() was called.
 class Transaction {

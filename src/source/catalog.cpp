@@ -187,6 +187,10 @@ SourceTable describe_source(pg::Connection &src, const std::string &schema,
         // would otherwise build a second, plain index on the same columns, which every
         // merge then has to maintain).
         auto key_columns = parse_text_array(idx.text(i, 5));
+        if (d.method == "btree" && !d.predicate && key_columns.size() == d.key_exprs.size() &&
+            key_columns.size() >= t.unique_cols.size() && !t.unique_cols.empty() &&
+            std::equal(t.unique_cols.begin(), t.unique_cols.end(), key_columns.begin()))
+            t.unique_cols_indexed = true;
         if (d.unique && !d.predicate && key_columns.size() == d.key_exprs.size() &&
             key_columns == conflict)
             continue;

@@ -41,6 +41,9 @@ struct SourceTable {
     std::optional<Column> key;            // the replication key column
     KeyKind key_kind = KeyKind::none;
     bool key_indexed = false;
+    // A btree index leads with the unique columns, in their order: the delete check and
+    // `verify` walk it range by range (diff/range_diff.hpp).
+    bool unique_cols_indexed = false;
     std::vector<IndexDef> indexes;
     std::string fingerprint;
 

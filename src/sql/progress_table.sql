@@ -4,7 +4,8 @@
 -- destination restored from a backup brings back the mark of that backup). pgincr
 -- creates, truncates, replaces or drops only tables listed here (or known from
 -- sync-state/, or taken over from incremental-replication). `lsn` is for the coming
--- change-data-capture mode: the last applied commit.
+-- change-data-capture mode: the last applied commit. `deletes_checked_at`: when the
+-- last delete check committed ("delete_check_seconds").
 -- %TABLE% is replaced by the caller with the name quoted by libpq.
 CREATE TABLE IF NOT EXISTS %TABLE% (
     destination     text PRIMARY KEY,
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS %TABLE% (
     dest_signature  text NOT NULL DEFAULT '',
     options         text NOT NULL DEFAULT '',
     lsn             pg_catalog.pg_lsn,
+    deletes_checked_at timestamptz,
     registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
 );

@@ -193,6 +193,59 @@ TEST_CASE("tables-config: bad input names the file - the entry and the key") {
               "listed twice"));
 }
 
+TEST_CASE(
+    "tables-config: deletes are ignored by default - hard and soft parse with their options") {
+    auto t = config::parse_tables(
+        R"([{"name": "a", "replication_key": "k"},
+            {"name": "b", "replication_key": "k", "deletes": "hard", "delete_check_seconds": 3600,
+             "max_delete_fraction": 0.5},
+            {"name": "c", "replication_key": "k", "deletes": "soft"},
+            {"name": "d", "mode": "full-refresh", "deletes": "hard"}])",
+        "t.json");
+    CHECK(t[0].deletes == config::Deletes::ignore);
+    CHECK(t[0].delete_check_seconds == 0);
+    CHECK(t[0].max_delete_fraction == doctest::Approx(0.1));
+    CHECK(t[1].deletes == config::Deletes::hard);
+    CHECK(t[1].delete_check_seconds == 3600);
+    CHECK(t[1].max_delete_fraction == doctest::Approx(0.5));
+    CHECK(t[2].deletes == config::Deletes::soft);
+    CHECK(t[3].deletes == config::Deletes::hard);
+    // Soft deletes add a column, so they are part of what a destination was loaded
+    // under; hard deletes are not, and a plain entry keeps its empty signature.
+    CHECK(config::options_signature(t[0]).empty());
+    CHECK(config::options_signature(t[1]).empty());
+    CHECK_FALSE(config::options_signature(t[2]).empty());
+}
+
+TEST_CASE("tables-config: deletes that make no sense for the mode are refused, naming the key") {
+    auto bad = [](const std::string &text) {
+        try {
+            config::parse_tables(text, "tables-config.json");
+        } catch (const ConfigError &e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "deletes": "yes"}])"),
+              "entry 1 (\"o\"): key \"deletes\": \"yes\" is not one of"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "incremental-append",
+                       "deletes": "hard"}])"),
+              "incremental-append keeps every version"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "deletes": "soft"}])"),
+              "full-refresh already drops deleted rows"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "delete_check_seconds": 60}])"),
+              "key \"delete_check_seconds\": only applies with \"deletes\""));
+    CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "deletes": "hard",
+                       "max_delete_fraction": 0.5}])"),
+              "key \"max_delete_fraction\": only applies to incremental-deduped"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "deletes": "hard",
+                       "max_delete_fraction": 0}])"),
+              "key \"max_delete_fraction\": expected a number above 0"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "deletes": "hard",
+                       "delete_check_seconds": 1.5}])"),
+              "key \"delete_check_seconds\": expected a whole number"));
+}
+
 TEST_CASE("tables-config: invalid JSON reports line and column") {
     try {
         config::parse_tables("[\n  {\"name\": \"o\",\n   \"replication_key\" \"u\"}\n]", "t.json");
