@@ -24,6 +24,11 @@ TableSides table_sides(pg::Connection &src, pg::Connection &dst, const config::S
     if (cfg.mode == config::Mode::incremental_append && table.key &&
         std::find(key.begin(), key.end(), table.key->name) == key.end())
         key.push_back(table.key->name);
+    if (table.unique_cols.empty())
+        throw catalog::TableError(fmt::format(
+            "\"{}\".\"{}\" has no primary key and its entry no \"unique_cols\": rows are "
+            "compared by key; set \"unique_cols\" to the columns that identify a row",
+            table.schema, table.name));
     if (!table.unique_cols_indexed) {
         std::vector<std::string> quoted;
         for (const auto &u : table.unique_cols)

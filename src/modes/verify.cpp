@@ -25,13 +25,21 @@ void Kind::add(const std::vector<diff::Key> &keys) {
 
 namespace {
 
-// Rows the entry keeps on purpose when they are only in the destination.
+// What the rows an entry keeps on purpose are: "" when it keeps none.
 std::string expected_as(const config::Table &cfg) {
     if (cfg.mode == config::Mode::incremental_append)
         return "earlier versions";
     if (cfg.mode == config::Mode::incremental_deduped && cfg.deletes != config::Deletes::hard)
         return "deleted in the source";
     return "";
+}
+
+// Whether a live row only in the destination is one of them. A soft entry keeps its
+// deleted rows marked; a live one the source lacks is a difference.
+bool extras_expected(const config::Table &cfg) {
+    return cfg.mode == config::Mode::incremental_append ||
+           (cfg.mode == config::Mode::incremental_deduped &&
+            cfg.deletes == config::Deletes::ignore);
 }
 
 struct Pass {
@@ -71,7 +79,7 @@ std::int64_t repair_batch(const Pass &p, const catalog::SourceTable &table,
         progress.finish();
         apply::merge_staged(p.dst, target, staging, p.cfg, table);
     }
-    if (!found.extra.empty() && expected_as(p.cfg).empty()) {
+    if (!found.extra.empty() && !extras_expected(p.cfg)) {
         pg::Params params;
         auto match = diff::key_in(sides.dst, "t", found.extra, params);
         std::string sql =
@@ -122,7 +130,7 @@ Report compare_once(const Pass &p) {
         r.missing.add(f.missing);
         r.changed.add(f.changed);
         r.in_flight.add(f.in_flight);
-        (r.expected_as.empty() ? r.extra : r.expected).add(f.extra);
+        (extras_expected(p.cfg) ? r.expected : r.extra).add(f.extra);
         if (p.repair)
             r.repaired += repair_batch(p, table, sides, f);
     });

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace pgincr::sql {
 extern const std::string_view source_table;
@@ -195,6 +196,21 @@ SourceTable describe_source(pg::Connection &src, const std::string &schema,
             key_columns == conflict)
             continue;
         t.indexes.push_back(std::move(d));
+    }
+
+    if (cfg.deletes != config::Deletes::ignore && cfg.mode == config::Mode::incremental_deduped &&
+        t.errors.empty()) {
+        if (!t.unique_cols_indexed)
+            t.errors.push_back(fmt::format(
+                "\"deletes\" needs a btree index on the source that starts with the unique "
+                "columns ({}), in that order: the delete check walks it range by range. Create "
+                "one, or set \"unique_cols\" to the columns of an existing unique index",
+                fmt::join(t.unique_cols, ", ")));
+        for (const auto &u : t.unique_cols)
+            if (const auto *c = t.column(u); c && !c->not_null)
+                t.warnings.push_back(fmt::format("unique column \"{}\" is nullable: rows with a "
+                                                 "NULL there are never taken for deleted",
+                                                 u));
     }
 
     t.fingerprint = fingerprint(t.columns, t.unique_cols);

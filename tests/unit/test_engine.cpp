@@ -1,9 +1,9 @@
 // Pure pieces of the sync engine: merge SQL, filter placeholders, pg_dump's command
 // line and environment, the COPY section parser, the state file and the fingerprint.
+#include "apply/merge.hpp"
 #include "source/catalog.hpp"
 #include "source/dump.hpp"
 #include "source/filter.hpp"
-#include "apply/merge.hpp"
 #include "state.hpp"
 #include "util/error.hpp"
 
@@ -56,6 +56,18 @@ TEST_CASE("merge: append is unique on the unique columns plus the key and never 
     // A key that is already a unique column is not listed twice.
     spec.unique = {R"("id")", R"("updated_at")"};
     CHECK(merge::conflict_columns(spec).size() == 2);
+}
+
+TEST_CASE("merge: with soft deletes a key that comes back is live again - even unchanged") {
+    auto spec = orders_spec();
+    spec.deleted_at = R"("_pgincr_deleted_at")";
+    auto sql = merge::merge_sql(spec);
+    CHECK(contains(sql, R"("updated_at" = EXCLUDED."updated_at", "_pgincr_deleted_at" = NULL)"));
+    CHECK(contains(sql, R"(::text) OR d."_pgincr_deleted_at" IS NOT NULL)"));
+    // Made only of unique columns, the row has nothing to update but the mark.
+    spec.columns = {R"("id")"};
+    spec.key = "";
+    CHECK(contains(merge::merge_sql(spec), R"(DO UPDATE SET "_pgincr_deleted_at" = NULL WHERE )"));
 }
 
 TEST_CASE("merge: a table made only of unique columns merges with DO NOTHING") {

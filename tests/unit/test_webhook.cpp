@@ -121,6 +121,18 @@ TEST_CASE("webhook: payload of a run with an initial - an incremental and a fail
     CHECK(has(message, "took 4.6 s."));
 }
 
+TEST_CASE("webhook: rows_deleted per table - and in the message only when something was deleted") {
+    auto kept = ok_table("orders", SyncMode::incremental, 5, 5);
+    auto pruned = ok_table("customers", SyncMode::incremental, 1, 0);
+    pruned.rows_deleted = 7;
+    const json j = json::parse(webhook::payload(run_with({kept, pruned}), "x"));
+    CHECK(j.at("tables")[0].at("rows_deleted") == 0);
+    CHECK(j.at("tables")[1].at("rows_deleted") == 7);
+    CHECK(has(j.at("message"), "6 rows copied, 5 merged, 7 deleted; took"));
+    const json none = json::parse(webhook::payload(run_with({kept}), "x"));
+    CHECK(has(none.at("message"), "5 rows copied, 5 merged; took"));
+}
+
 TEST_CASE("webhook: status is succeeded when every table is ok - failed when none is") {
     SUBCASE("succeeded") {
         auto run = run_with(
