@@ -38,6 +38,9 @@ Json report_json(const verify::Report &r) {
     j["in_flight"] = kind_json(r.in_flight);
     j["expected_in_dest"] = kind_json(r.expected);
     j["expected_in_dest_as"] = r.expected_as.empty() ? Json(nullptr) : Json(r.expected_as);
+    j["null_key_rows"] = {{"source", r.null_key_rows_source},
+                          {"dest", r.null_key_rows_dest},
+                          {"differ", r.null_keys_differ}};
     j["rows_repaired"] = r.repaired;
     j["duration_ms"] = r.duration_ms;
     return j;
@@ -74,6 +77,11 @@ void print_table(const std::vector<verify::Report> &reports) {
                      ? "kept in the destination as earlier versions"
                      : "kept in the destination, deleted in the source (\"deletes\")",
                  r.expected);
+        if (r.null_keys_differ)
+            std::cout << fmt::format("    rows with a NULL in a unique column differ ({} in the "
+                                     "source, {} in the destination); they cannot be told apart "
+                                     "by key: `pgincr reset {}` reloads the table\n",
+                                     r.null_key_rows_source, r.null_key_rows_dest, r.destination);
         if (r.repaired > 0)
             std::cout << fmt::format("    repaired: {} row(s) copied again or removed, then "
                                      "compared again (the numbers above)\n",

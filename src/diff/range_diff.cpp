@@ -162,10 +162,12 @@ Arms build_arms(const Side &side, std::string_view tmpl, const std::vector<Range
             tests.push_back(fmt::format("{} >= {}", tuple(key), tuple(lo_refs)));
         if (has_hi)
             tests.push_back(fmt::format("{} < {}", tuple(key), tuple(hi_refs)));
+        // Bounded ranges leave out keys with a NULL (a row comparison with NULL is never
+        // true); the unbounded one must too: those rows are compared apart.
+        if (!has_lo && !has_hi)
+            tests.push_back(fmt::format("ROW({}) IS NOT NULL", join(key, ", ")));
         if (!side.where.empty())
             tests.push_back("(" + side.where + ")");
-        if (tests.empty())
-            tests.emplace_back("true");
         auto v = parts;
         v.emplace_back("ARRAYS", join(arrays, ", "));
         v.emplace_back("COLUMNS", join(names, ", "));

@@ -40,11 +40,16 @@ struct Report {
     // Destination rows the entry keeps on purpose: deleted in the source ("deletes":
     // "ignore", or marked by "soft"), or earlier versions (incremental-append).
     Kind expected;
-    std::string expected_as;   // "deleted in the source" | "earlier versions" | ""
+    std::string expected_as; // "deleted in the source" | "earlier versions" | ""
+    // Rows with a NULL in a unique column, compared as one group (count and checksum).
+    std::int64_t null_key_rows_source = 0;
+    std::int64_t null_key_rows_dest = 0;
+    bool null_keys_differ = false;
     std::int64_t repaired = 0; // rows copied again or removed by --repair
     std::int64_t duration_ms = 0;
     bool equal() const {
-        return compared && missing.count == 0 && extra.count == 0 && changed.count == 0;
+        return compared && missing.count == 0 && extra.count == 0 && changed.count == 0 &&
+               !null_keys_differ;
     }
 };
 

@@ -232,6 +232,26 @@ TEST_CASE("verify: rows kept on purpose are counted apart - deletes ignore - sof
                           "id = 7000") == "t");
 }
 
+TEST_CASE("verify: rows with a NULL in a unique column are compared as one group") {
+    Pipeline p("verify_null_keys");
+    p.src().exec("CREATE TABLE tagged (id bigint NOT NULL, tag text, v int, updated_at "
+                 "timestamptz NOT NULL DEFAULT now() - interval '1 hour')");
+    p.src().exec("CREATE UNIQUE INDEX ON tagged (id, tag) NULLS NOT DISTINCT");
+    p.src().exec("INSERT INTO tagged VALUES (1, 'a', 1), (1, NULL, 2), (2, NULL, 3), (3, 'c', 4)");
+    p.tables(
+        R"([{"name": "tagged", "replication_key": "updated_at", "unique_cols": ["id", "tag"]}])");
+    REQUIRE_SYNC(p, 0);
+    int code = -1;
+    auto j = verify_json(p, {}, &code);
+    CHECK(code == 0);
+    CHECK(j[0]["null_key_rows"]["source"] == 2);
+    CHECK(j[0]["source_rows"] == 4);
+    p.dst().exec("UPDATE replica.tagged SET v = 30 WHERE id = 2");
+    j = verify_json(p, {}, &code);
+    CHECK(code == 1);
+    CHECK(j[0]["null_key_rows"]["differ"] == true);
+}
+
 TEST_CASE("verify: holds the run lock - kill -9 before a repair commits changes nothing - a "
           "table that cannot be compared exits 1") {
     Pipeline p("verify_lock");
