@@ -81,7 +81,8 @@ cluster_options() {
 }
 
 # start_cluster NAME: a cluster in $PGINCR_CLUSTERS/NAME on a free loopback port, with
-# scram passwords on TCP. Exports <NAME>_PORT.
+# scram passwords on TCP. Exports <NAME>_PORT. The source also gets $PGINCR_SOURCE_OPTIONS
+# (the test suite's wal_level = logical).
 start_cluster() {
     local name=$1 dir="$PGINCR_CLUSTERS/$1" port
     port=$(free_port)
@@ -91,8 +92,10 @@ start_cluster() {
     as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres -N -E UTF8 --locale=C.UTF-8 \
         --auth-local=trust --auth-host=scram-sha-256 --pwfile="$PGINCR_CLUSTERS/pwfile" >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
+    local extra=
+    [ "$name" = source ] && extra=${PGINCR_SOURCE_OPTIONS:-}
     as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-        -o "$(cluster_options "$dir" "$port")" >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+        -o "$(cluster_options "$dir" "$port") $extra" >/dev/null || { cat "$dir/server.log" >&2; return 1; }
     as_pg "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -q -t 30
     printf -v "${name^^}_PORT" '%s' "$port"
     export "${name^^}_PORT"

@@ -35,6 +35,9 @@ struct ConnInfo {
     // pgincr's own sessions are pinned (pg/session.hpp): whatever the role or database
     // sets, they behave the same. Test and admin sessions keep the server's defaults.
     bool pinned = false;
+    // A walsender session (replication=database) for the cdc mode's slot and stream:
+    // it takes the replication protocol's commands as well as plain SQL.
+    bool replication = false;
     int lock_timeout_seconds = 300; // pinned sessions only: bounds every lock wait
     std::string describe() const;   // "user@host:port/db", no password
 };

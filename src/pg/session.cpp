@@ -20,6 +20,8 @@ std::vector<std::pair<std::string, std::string>> connect_params(const ConnInfo &
     add("sslrootcert", info.sslrootcert);
     add("sslcert", info.sslcert);
     add("sslkey", info.sslkey);
+    if (info.replication)
+        add("replication", "database");
     // Sessions that are not pgincr's own (tests, tools) are told apart in pg_stat_activity.
     add("application_name", info.pinned ? "pgincr" : "pgincr_unpinned");
     // Text crosses as UTF-8 on every session, test sessions included: a destination

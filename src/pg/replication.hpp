@@ -1,0 +1,82 @@
+#pragma once
+// The replication protocol through libpq, which already speaks it (after PostgreSQL's
+// pg_recvlogical.c): logical slots with the pgoutput plugin, created with an exported
+// snapshot so that a load taken in it and the stream after it meet exactly, and the
+// CopyBoth stream, whose keepalives are answered and whose standby status updates
+// report what was received and what is applied and durable (only that lets the slot
+// release WAL). The session is a Connection opened with `ConnInfo::replication`.
+#include "pg/connection.hpp"
+
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgincr::pg {
+
+// A WAL position, as PostgreSQL prints it: "16/B374D848".
+struct Lsn {
+    std::uint64_t value = 0;
+    static Lsn parse(std::string_view text); // throws Error on bad input
+    std::string str() const;
+    auto operator<=>(const Lsn &) const = default;
+};
+
+struct Slot {
+    std::string name;
+    Lsn consistent_point; // the stream starts with the first commit after it
+    std::string snapshot; // valid until the next command on the slot's session
+};
+
+// Slot names are what PostgreSQL allows (lower-case letters, digits, underscores, at
+// most 63 bytes); the replication commands take them unquoted. Throws ConfigError.
+void check_slot_name(const std::string &name);
+
+// CREATE_REPLICATION_SLOT … LOGICAL pgoutput EXPORT_SNAPSHOT on a replication session.
+Slot create_logical_slot(Connection &replication, const std::string &name);
+// DROP_REPLICATION_SLOT … WAIT: waits for a session still streaming from it to end.
+void drop_slot(Connection &replication, const std::string &name);
+
+class LogicalStream {
+  public:
+    // START_REPLICATION SLOT … LOGICAL `start` (proto_version '1', publication_names …).
+    LogicalStream(Connection &replication, const std::string &slot, Lsn start,
+                  const std::vector<std::string> &publications);
+    ~LogicalStream();
+    LogicalStream(const LogicalStream &) = delete;
+    LogicalStream &operator=(const LogicalStream &) = delete;
+
+    struct Data {
+        Lsn start;         // of this message's WAL record
+        std::string bytes; // one pgoutput message (cdc/pgoutput.hpp)
+    };
+    // The next message, or nullopt after `timeout` with none. Keepalives are answered
+    // inside, and a status update goes out at least every `status_interval`.
+    std::optional<Data> next(std::chrono::milliseconds timeout);
+    // Everything up to `applied` is committed in the destination: reported to the
+    // server as flushed and applied, so the slot may release the WAL before it.
+    void confirm(Lsn applied);
+    // The end of WAL as the server last reported it (XLogData or keepalive).
+    Lsn server_end() const { return server_end_; }
+    Lsn received() const { return received_; }
+    // Ends the stream (CopyDone) and reads the server's end of it. The session then
+    // takes commands again, but a walsender does not start a second stream: open a
+    // new session for that.
+    void finish();
+
+    std::chrono::milliseconds status_interval{10000};
+
+  private:
+    void send_status(bool reply_requested);
+    Connection &conn_;
+    bool open_ = true;
+    Lsn received_;
+    Lsn applied_;
+    Lsn server_end_;
+    std::chrono::steady_clock::time_point last_status_;
+};
+
+} // namespace pgincr::pg
