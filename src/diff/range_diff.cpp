@@ -1,6 +1,9 @@
 #include "diff/range_diff.hpp"
 
+#include "util/log.hpp"
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fmt/format.h>
 #include <map>
@@ -200,6 +203,7 @@ class Engine {
             on_counts(totals_);
         for (int depth = 0; !level.empty(); ++depth) {
             std::vector<Range> leaves, splits;
+            std::size_t compared = level.size();
             for (auto &r : level) {
                 if (!r.differs())
                     continue;
@@ -207,14 +211,24 @@ class Engine {
                 bool small = r.larger() <= (one_sided ? leaf_rows * fanout : leaf_rows);
                 (small || depth >= max_depth ? leaves : splits).push_back(std::move(r));
             }
+            log::debug("",
+                       "compare level {}: {} range(s), {} differ: {} fetched, {} split ({:.3f}s)",
+                       depth + 1, compared, leaves.size() + splits.size(), leaves.size(),
+                       splits.size(), seconds());
             fetch_leaves(leaves, on_found);
             level = split(splits);
             aggregate(level);
         }
+        log::debug("", "compare done: {} range(s), {} row(s) fetched ({:.3f}s)", totals_.ranges,
+                   totals_.rows_fetched, seconds());
         return totals_;
     }
 
   private:
+    double seconds() const {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    }
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     const Side &src_;
     const Side &dst_;
     Options o_;
@@ -349,7 +363,25 @@ class Engine {
         }
     }
 
-    // Sub-ranges at every step-th key of the side that holds more rows.
+    // A bounded range of an integer key splits by value, with no statement.
+    bool by_value(const Range &r) const {
+        return o_.integer_key && r.lo && r.hi && (*r.lo)[0] && (*r.hi)[0] &&
+               std::stoll(*(*r.hi)[0]) - std::stoll(*(*r.lo)[0]) >= fanout;
+    }
+    static void split_by_value(const Range &r, std::vector<Range> &out) {
+        auto lo = std::stoll(*(*r.lo)[0]), hi = std::stoll(*(*r.hi)[0]);
+        auto width = (hi - lo + fanout - 1) / fanout;
+        std::optional<Key> from = r.lo;
+        for (auto b = lo + width; b < hi; b += width) {
+            Key k{std::to_string(b)};
+            out.push_back(Range{from, k});
+            from = std::move(k);
+        }
+        out.push_back(Range{from, r.hi});
+    }
+
+    // Sub-ranges at every step-th key of the side that holds more rows (or, for an
+    // integer key, at equal steps of its value).
     std::vector<Range> split(const std::vector<Range> &ranges) {
         std::vector<Range> out;
         for (std::size_t begin = 0; begin < ranges.size(); begin += batch_ranges) {
@@ -359,6 +391,10 @@ class Engine {
             std::vector<std::size_t> from_src, from_dst;
             for (std::size_t i = begin; i < end; ++i) {
                 const auto &r = ranges[i];
+                if (by_value(r)) {
+                    split_by_value(r, out);
+                    continue;
+                }
                 bool use_src = r.n_src > r.n_dst;
                 auto step = (r.larger() + fanout - 1) / fanout;
                 (use_src ? on_src : on_dst).push_back(r);
@@ -399,6 +435,8 @@ class Engine {
             }
             for (std::size_t i = begin; i < end; ++i) {
                 const auto &r = ranges[i];
+                if (by_value(r))
+                    continue;
                 auto lo = r.lo;
                 for (auto &[_, b] : bounds[i]) {
                     if (std::any_of(b.begin(), b.end(), [](const auto &v) { return !v; }))
@@ -558,7 +596,11 @@ Totals compare(const Side &src, const Side &dst, const Options &options,
     // and databases set; LOCAL ends with the callers' transactions.
     const char *pin = "SELECT pg_catalog.set_config('TimeZone', 'UTC', true), "
                       "pg_catalog.set_config('bytea_output', 'hex', true), "
-                      "pg_catalog.set_config('lc_monetary', 'C', true)";
+                      "pg_catalog.set_config('lc_monetary', 'C', true), "
+                      // The planner cannot know that a range holds a few thousand rows, not
+                      // its default estimate: costs cross the JIT thresholds, and compiling
+                      // took longer than the statements (measured in BENCHMARKS.md).
+                      "pg_catalog.set_config('jit', 'off', true)";
     pg::exec_both(*src.conn, pin, {}, *dst.conn, pin, {}, pg::Expect::rows);
     Engine engine(src, dst, options);
     return engine.run(on_counts, on_found);
