@@ -1,0 +1,229 @@
+#include "cdc/apply.hpp"
+
+#include "util/hash.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace pgincr::sql {
+extern const std::string_view cdc_delete;
+extern const std::string_view cdc_upsert;
+} // namespace pgincr::sql
+
+namespace pgincr::cdc {
+
+namespace {
+
+constexpr std::size_t copy_chunk = 64 * 1024;
+
+std::string fill(std::string_view tmpl, const std::vector<std::pair<std::string, std::string>> &v) {
+    std::string s(tmpl);
+    for (const auto &[name, value] : v) {
+        std::string token = "%" + name + "%";
+        for (auto at = s.find(token); at != std::string::npos;
+             at = s.find(token, at + value.size()))
+            s.replace(at, token.size(), value);
+    }
+    return s;
+}
+
+bool same_key(const TableShape &shape, const Tuple &a, const Tuple &b) {
+    for (auto k : shape.key)
+        if (k >= a.size() || k >= b.size() || a[k].kind != b[k].kind || a[k].text != b[k].text)
+            return false;
+    return true;
+}
+
+} // namespace
+
+void append_copy_field(std::string &out, const Value &value) {
+    if (value.kind != Value::Kind::text) {
+        out += "\\N";
+        return;
+    }
+    for (char c : value.text) {
+        switch (c) {
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        default:
+            out += c;
+        }
+    }
+}
+
+TableApply::TableApply(pg::Connection &dst, TableShape shape)
+    : dst_(dst), shape_(std::move(shape)) {
+    std::vector<std::string> defs{"_pgincr_seq bigint", "_pgincr_op \"char\"", "_pgincr_u text"};
+    // The key whose earlier images and destination row hold an unchanged value: the
+    // row's own, or for an update that moved the row to a new key, the old one.
+    for (std::size_t i = 0; i < shape_.key.size(); ++i)
+        defs.push_back(fmt::format("_pgincr_src{} {}", i + 1, shape_.types[shape_.key[i]]));
+    for (std::size_t i = 0; i < shape_.columns.size(); ++i)
+        defs.push_back(shape_.columns[i] + " " + shape_.types[i]);
+    // One staging table per shape and session: a table whose columns changed gets a
+    // new one, never a stale layout.
+    staging_ =
+        dst_.quote_ident("pgincr_cdc_" + hash::sha256_hex(shape_.target + "|" +
+                                                          fmt::format("{}", fmt::join(defs, ",")))
+                                             .substr(0, 16));
+    std::vector<std::string> key;
+    for (auto k : shape_.key)
+        key.push_back(shape_.columns[k]);
+    dst_.exec(
+        fmt::format("CREATE TEMP TABLE IF NOT EXISTS {} ({})", staging_, fmt::join(defs, ", ")));
+    dst_.exec(fmt::format("CREATE INDEX IF NOT EXISTS {} ON {} ({}, _pgincr_seq)",
+                          dst_.quote_ident(staging_.substr(1, staging_.size() - 2) + "_k"),
+                          staging_, fmt::join(key, ", ")));
+    dst_.exec(fmt::format("TRUNCATE {}", staging_));
+}
+
+TableApply::~TableApply() = default;
+
+void TableApply::stage(char op, const Tuple &row, const Tuple *from) {
+    if (!copy_) {
+        std::vector<std::string> src;
+        for (std::size_t i = 0; i < shape_.key.size(); ++i)
+            src.push_back(fmt::format("_pgincr_src{}", i + 1));
+        copy_ = std::make_unique<pg::CopyIn>(
+            dst_, fmt::format("COPY {} (_pgincr_seq, _pgincr_op, _pgincr_u, {}, {}) FROM STDIN",
+                              staging_, fmt::join(src, ", "), fmt::join(shape_.columns, ", ")));
+    }
+    if (row.size() != shape_.columns.size() || (from && from->size() != row.size()))
+        throw Error(fmt::format("{}: a change has {} column(s), the table {}", shape_.target,
+                                row.size(), shape_.columns.size()));
+    buffer_ += fmt::format("{}\t{}\t", ++seq_, op);
+    for (const auto &v : row)
+        buffer_ += v.kind == Value::Kind::unchanged ? '1' : '0';
+    for (auto k : shape_.key) {
+        buffer_ += '\t';
+        append_copy_field(buffer_, (from ? *from : row)[k]);
+    }
+    for (const auto &v : row) {
+        buffer_ += '\t';
+        append_copy_field(buffer_, v);
+    }
+    buffer_ += '\n';
+    ++staged_;
+    if (buffer_.size() >= copy_chunk) {
+        copy_->put(buffer_.data(), buffer_.size());
+        buffer_.clear();
+    }
+}
+
+void TableApply::flush_copy() {
+    if (!copy_)
+        return;
+    if (!buffer_.empty())
+        copy_->put(buffer_.data(), buffer_.size());
+    buffer_.clear();
+    copy_->finish();
+    copy_.reset();
+}
+
+void TableApply::add(const Insert &m) {
+    stage('I', m.row);
+}
+
+void TableApply::add(const Update &m) {
+    auto key_of = [&](const Tuple &t) {
+        std::string k;
+        for (auto i : shape_.key)
+            k += fmt::format("{}:{}", t[i].text.size(), t[i].text);
+        return k;
+    };
+    bool unchanged = false;
+    for (const auto &v : m.row)
+        unchanged = unchanged || v.kind == Value::Kind::unchanged;
+    // A row that moved to its key earlier in this batch has its unchanged values a key
+    // further back, which the merge does not follow: refused rather than written NULL.
+    if (unchanged && !moved_into_.empty() && moved_into_.count(key_of(m.old ? *m.old : m.row)))
+        throw Error(fmt::format("{}: a row moved to a new key and then updated with a TOASTed "
+                                "value unchanged in one batch; apply the batch in smaller parts",
+                                shape_.target));
+    if (!m.old || same_key(shape_, *m.old, m.row)) {
+        stage('U', m.row);
+        return;
+    }
+    // The row moved to a new key: its unchanged values are the old key's.
+    moved_into_.insert(key_of(m.row));
+    // The new image first, resolved from the old key, then the old key's delete.
+    stage('U', m.row, &*m.old);
+    stage('D', *m.old);
+}
+
+void TableApply::add(const Delete &m) {
+    stage('D', m.old);
+}
+
+void TableApply::truncate() {
+    flush_copy();
+    moved_into_.clear();
+    dst_.exec(fmt::format("TRUNCATE {}", staging_));
+    dst_.exec(fmt::format("TRUNCATE ONLY {}", shape_.target));
+    staged_ = 0;
+}
+
+std::int64_t TableApply::finish() {
+    flush_copy();
+    if (staged_ == 0)
+        return 0;
+    dst_.exec(fmt::format("ANALYZE {}", staging_));
+    std::vector<std::string> key, match, values, sets;
+    for (auto k : shape_.key) {
+        key.push_back(shape_.columns[k]);
+        match.push_back(fmt::format("d.{0} = l.{0}", shape_.columns[k]));
+    }
+    for (std::size_t i = 0; i < shape_.columns.size(); ++i) {
+        const auto &c = shape_.columns[i];
+        bool is_key = std::find(shape_.key.begin(), shape_.key.end(), i) != shape_.key.end();
+        if (is_key) {
+            values.push_back("l." + c);
+            continue;
+        }
+        sets.push_back(fmt::format("{0} = EXCLUDED.{0}", c));
+        std::vector<std::string> same_e, same_x;
+        for (std::size_t j = 0; j < key.size(); ++j) {
+            same_e.push_back(fmt::format("e.{} = l._pgincr_src{}", key[j], j + 1));
+            same_x.push_back(fmt::format("x.{} = l._pgincr_src{}", key[j], j + 1));
+        }
+        std::string earlier = fmt::format(
+            "FROM {} AS e WHERE {} AND e._pgincr_seq < l._pgincr_seq AND e._pgincr_op <> 'D' "
+            "AND substr(e._pgincr_u, {}, 1) = '0'",
+            staging_, fmt::join(same_e, " AND "), i + 1);
+        values.push_back(fmt::format(
+            "CASE WHEN substr(l._pgincr_u, {0}, 1) = '0' THEN l.{1} "
+            "WHEN EXISTS (SELECT {2}) THEN (SELECT e.{1} {2} ORDER BY e._pgincr_seq DESC LIMIT 1) "
+            "ELSE (SELECT x.{1} FROM ONLY {3} AS x WHERE {4}) END",
+            i + 1, c, earlier, shape_.target, fmt::join(same_x, " AND ")));
+    }
+    auto v = std::vector<std::pair<std::string, std::string>>{
+        {"TARGET", shape_.target},
+        {"STAGING", staging_},
+        {"KEY", fmt::format("{}", fmt::join(key, ", "))},
+        {"MATCH", fmt::format("{}", fmt::join(match, " AND "))},
+        {"COLUMNS", fmt::format("{}", fmt::join(shape_.columns, ", "))},
+        {"VALUES", fmt::format("{}", fmt::join(values, ", "))},
+        {"SET", sets.empty() ? std::string("NOTHING")
+                             : fmt::format("UPDATE SET {}", fmt::join(sets, ", "))}};
+    // Upserts first: a row that moved to a new key reads its unchanged values from the
+    // old key's row, which the deletes then remove.
+    auto upserted = dst_.exec(fill(sql::cdc_upsert, v)).affected_rows();
+    auto deleted = dst_.exec(fill(sql::cdc_delete, v)).affected_rows();
+    dst_.exec(fmt::format("TRUNCATE {}", staging_));
+    staged_ = 0;
+    moved_into_.clear();
+    return deleted + upserted;
+}
+
+} // namespace pgincr::cdc

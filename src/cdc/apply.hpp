@@ -1,0 +1,64 @@
+#pragma once
+// The cdc mode's apply step for one table (groundwork for issue 15): decoded changes
+// stream by COPY into a session-local staging table, each with its position in the
+// stream, and are applied in the caller's destination transaction by set-based SQL:
+// the last change of each key wins (a delete deletes, an insert or update upserts), an
+// unchanged TOASTed value keeps the value of the latest earlier image of the key in the
+// batch, else the destination's, and TRUNCATE empties the table and drops what was
+// staged before it. Memory stays flat whatever the batch: rows go to the server as
+// they are added.
+#include "cdc/pgoutput.hpp"
+#include "pg/connection.hpp"
+#include "pg/copy.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace pgincr::cdc {
+
+// One pgoutput value as a field of COPY's text format: \N for NULL, backslash, tab,
+// newline and carriage return escaped.
+void append_copy_field(std::string &out, const Value &value);
+
+struct TableShape {
+    std::string target;               // "schema"."table" in the destination
+    std::vector<std::string> columns; // quoted, in the Relation message's order
+    std::vector<std::string> types;   // their destination types
+    std::vector<std::size_t> key;     // positions of the unique columns in `columns`
+};
+
+class TableApply {
+  public:
+    // Creates (once per session) and empties the staging table. `dst` must be inside
+    // the transaction the changes are applied in.
+    TableApply(pg::Connection &dst, TableShape shape);
+    ~TableApply();
+    TableApply(const TableApply &) = delete;
+    TableApply &operator=(const TableApply &) = delete;
+
+    void add(const Insert &m);
+    void add(const Update &m); // an update that changes the key deletes the old key
+    void add(const Delete &m);
+    // TRUNCATE of the source table: applied at once, and what was staged is dropped.
+    void truncate();
+    // Applies everything staged; returns the rows deleted plus the rows upserted.
+    std::int64_t finish();
+
+  private:
+    void stage(char op, const Tuple &row, const Tuple *from = nullptr);
+    void flush_copy();
+    pg::Connection &dst_;
+    TableShape shape_;
+    std::string staging_;
+    std::unique_ptr<pg::CopyIn> copy_;
+    std::string buffer_;
+    std::int64_t seq_ = 0;
+    std::int64_t staged_ = 0;
+    std::set<std::string> moved_into_; // keys rows moved to in this batch (rare)
+};
+
+} // namespace pgincr::cdc
