@@ -363,19 +363,27 @@ class Engine {
         }
     }
 
-    // A bounded range of an integer key splits by value, with no statement.
+    // A bounded range of an integer key splits by value, with no statement. Unsigned
+    // arithmetic: the span of two int8 values can exceed INT64_MAX.
     bool by_value(const Range &r) const {
-        return o_.integer_key && r.lo && r.hi && (*r.lo)[0] && (*r.hi)[0] &&
-               std::stoll(*(*r.hi)[0]) - std::stoll(*(*r.lo)[0]) >= fanout;
+        if (!o_.integer_key || !r.lo || !r.hi || !(*r.lo)[0] || !(*r.hi)[0])
+            return false;
+        auto lo = std::stoll(*(*r.lo)[0]), hi = std::stoll(*(*r.hi)[0]);
+        return hi > lo && static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo) >=
+                              static_cast<std::uint64_t>(fanout);
     }
     static void split_by_value(const Range &r, std::vector<Range> &out) {
-        auto lo = std::stoll(*(*r.lo)[0]), hi = std::stoll(*(*r.hi)[0]);
-        auto width = (hi - lo + fanout - 1) / fanout;
+        auto lo = static_cast<std::uint64_t>(std::stoll(*(*r.lo)[0]));
+        auto span = static_cast<std::uint64_t>(std::stoll(*(*r.hi)[0])) - lo;
+        auto n = static_cast<std::uint64_t>(fanout);
+        std::uint64_t width = span / n + (span % n != 0);
         std::optional<Key> from = r.lo;
-        for (auto b = lo + width; b < hi; b += width) {
-            Key k{std::to_string(b)};
+        for (std::uint64_t off = width; off < span; off += width) {
+            Key k{std::to_string(static_cast<std::int64_t>(lo + off))};
             out.push_back(Range{from, k});
             from = std::move(k);
+            if (off > span - width)
+                break;
         }
         out.push_back(Range{from, r.hi});
     }
