@@ -91,14 +91,6 @@ TableApply::TableApply(pg::Connection &dst, TableShape shape)
 TableApply::~TableApply() = default;
 
 void TableApply::stage(char op, const Tuple &row, const Tuple *from) {
-    if (!copy_) {
-        std::vector<std::string> src;
-        for (std::size_t i = 0; i < shape_.key.size(); ++i)
-            src.push_back(fmt::format("_pgincr_src{}", i + 1));
-        copy_ = std::make_unique<pg::CopyIn>(
-            dst_, fmt::format("COPY {} (_pgincr_seq, _pgincr_op, _pgincr_u, {}, {}) FROM STDIN",
-                              staging_, fmt::join(src, ", "), fmt::join(shape_.columns, ", ")));
-    }
     if (row.size() != shape_.columns.size() || (from && from->size() != row.size()))
         throw Error(fmt::format("{}: a change has {} column(s), the table {}", shape_.target,
                                 row.size(), shape_.columns.size()));
@@ -115,20 +107,25 @@ void TableApply::stage(char op, const Tuple &row, const Tuple *from) {
     }
     buffer_ += '\n';
     ++staged_;
-    if (buffer_.size() >= copy_chunk) {
-        copy_->put(buffer_.data(), buffer_.size());
-        buffer_.clear();
-    }
+    if (buffer_.size() >= copy_chunk)
+        flush_copy();
 }
 
+// One COPY per chunk, ended at once: the session never stays in COPY between calls, so
+// other tables' apply steps (and the caller) can run statements in between, and memory
+// stays at one chunk per table.
 void TableApply::flush_copy() {
-    if (!copy_)
+    if (buffer_.empty())
         return;
-    if (!buffer_.empty())
-        copy_->put(buffer_.data(), buffer_.size());
+    std::vector<std::string> src;
+    for (std::size_t i = 0; i < shape_.key.size(); ++i)
+        src.push_back(fmt::format("_pgincr_src{}", i + 1));
+    pg::CopyIn copy(dst_,
+                    fmt::format("COPY {} (_pgincr_seq, _pgincr_op, _pgincr_u, {}, {}) FROM STDIN",
+                                staging_, fmt::join(src, ", "), fmt::join(shape_.columns, ", ")));
+    copy.put(buffer_.data(), buffer_.size());
+    copy.finish();
     buffer_.clear();
-    copy_->finish();
-    copy_.reset();
 }
 
 void TableApply::add(const Insert &m) {

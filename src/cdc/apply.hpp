@@ -5,8 +5,8 @@
 // the last change of each key wins (a delete deletes, an insert or update upserts), an
 // unchanged TOASTed value keeps the value of the latest earlier image of the key in the
 // batch, else the destination's, and TRUNCATE empties the table and drops what was
-// staged before it. Memory stays flat whatever the batch: rows go to the server as
-// they are added.
+// staged before it. Memory stays flat whatever the batch: rows go to the server in
+// chunks of 64 kB as they are added.
 #include "cdc/pgoutput.hpp"
 #include "pg/connection.hpp"
 #include "pg/copy.hpp"
@@ -47,6 +47,7 @@ class TableApply {
     void truncate();
     // Applies everything staged; returns the rows deleted plus the rows upserted.
     std::int64_t finish();
+    const TableShape &shape() const { return shape_; }
 
   private:
     void stage(char op, const Tuple &row, const Tuple *from = nullptr);
@@ -54,7 +55,6 @@ class TableApply {
     pg::Connection &dst_;
     TableShape shape_;
     std::string staging_;
-    std::unique_ptr<pg::CopyIn> copy_;
     std::string buffer_;
     std::int64_t seq_ = 0;
     std::int64_t staged_ = 0;

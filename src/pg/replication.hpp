@@ -59,6 +59,9 @@ class LogicalStream {
     // Everything up to `applied` is committed in the destination: reported to the
     // server as flushed and applied, so the slot may release the WAL before it.
     void confirm(Lsn applied);
+    // Asks the server for a keepalive now: how far it has read (server_end()) when it
+    // has nothing to send.
+    void ping() { send_status(true); }
     // The end of WAL as the server last reported it (XLogData or keepalive).
     Lsn server_end() const { return server_end_; }
     Lsn received() const { return received_; }

@@ -1,0 +1,44 @@
+#pragma once
+// The cdc mode's loop (groundwork for issue 15): read the slot's stream up to a WAL
+// position, route each table's changes to its apply step (cdc/apply.hpp), and turn
+// batches of source transactions into one destination transaction each, whose last
+// statement saves the position applied; only after that commit is the position
+// confirmed to the slot. A crash anywhere replays from the saved position: nothing is
+// lost, and nothing is applied twice because the replay starts after what committed.
+#include "cdc/apply.hpp"
+#include "cdc/pgoutput.hpp"
+#include "pg/connection.hpp"
+#include "pg/replication.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+namespace pgincr::cdc {
+
+struct DrainOptions {
+    pg::Lsn until;                       // stop once everything up to here is applied
+    std::int64_t batch_changes = 100000; // changes per destination transaction, at most
+    std::chrono::milliseconds batch_time{5000};
+    std::chrono::milliseconds give_up{60000}; // the stream went silent this long: fail
+};
+
+struct DrainResult {
+    pg::Lsn applied;               // the last commit applied and confirmed
+    std::int64_t transactions = 0; // source transactions applied
+    std::int64_t changes = 0;      // rows inserted, updated or deleted in the destination
+    std::int64_t batches = 0;      // destination transactions
+};
+
+// Where a source table's changes go: its destination shape, or nullopt to skip them
+// (not a table of this pipeline). Called for every Relation message, so a changed
+// definition reaches the caller, which may throw to stop the drain.
+using Resolve = std::function<std::optional<TableShape>(const Relation &)>;
+// Writes the applied position in the destination, inside the batch's transaction.
+using SaveProgress = std::function<void(pg::Connection &dst, pg::Lsn applied)>;
+
+DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve &resolve,
+                  const SaveProgress &save, const DrainOptions &options);
+
+} // namespace pgincr::cdc
