@@ -1,6 +1,7 @@
 #include "cdc/apply.hpp"
 
 #include "util/hash.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -16,17 +17,6 @@ namespace pgincr::cdc {
 namespace {
 
 constexpr std::size_t copy_chunk = 64 * 1024;
-
-std::string fill(std::string_view tmpl, const std::vector<std::pair<std::string, std::string>> &v) {
-    std::string s(tmpl);
-    for (const auto &[name, value] : v) {
-        std::string token = "%" + name + "%";
-        for (auto at = s.find(token); at != std::string::npos;
-             at = s.find(token, at + value.size()))
-            s.replace(at, token.size(), value);
-    }
-    return s;
-}
 
 bool same_key(const TableShape &shape, const Tuple &a, const Tuple &b) {
     for (auto k : shape.key)
@@ -215,8 +205,8 @@ std::int64_t TableApply::finish() {
                              : fmt::format("UPDATE SET {}", fmt::join(sets, ", "))}};
     // Upserts first: a row that moved to a new key reads its unchanged values from the
     // old key's row, which the deletes then remove.
-    auto upserted = dst_.exec(fill(sql::cdc_upsert, v)).affected_rows();
-    auto deleted = dst_.exec(fill(sql::cdc_delete, v)).affected_rows();
+    auto upserted = dst_.exec(text::fill(sql::cdc_upsert, v)).affected_rows();
+    auto deleted = dst_.exec(text::fill(sql::cdc_delete, v)).affected_rows();
     dst_.exec(fmt::format("TRUNCATE {}", staging_));
     staged_ = 0;
     moved_into_.clear();

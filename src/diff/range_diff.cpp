@@ -1,6 +1,7 @@
 #include "diff/range_diff.hpp"
 
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -40,18 +41,8 @@ struct Range {
     std::int64_t larger() const { return std::max(n_src, n_dst); }
 };
 
-std::string replace_all(std::string s, std::string_view from, const std::string &to) {
-    for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
-        s.replace(at, from.size(), to);
-    return s;
-}
-
-std::string fill(std::string_view tmpl, const std::vector<std::pair<std::string, std::string>> &v) {
-    std::string s(tmpl);
-    for (const auto &[name, value] : v)
-        s = replace_all(std::move(s), "%" + name + "%", value);
-    return s;
-}
+using text::fill;
+using text::replace_all;
 
 std::string join(const std::vector<std::string> &parts, const std::string &sep) {
     std::string out;

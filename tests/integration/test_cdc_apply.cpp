@@ -14,19 +14,6 @@ using namespace pgincr::test;
 
 namespace {
 
-struct DropSlot {
-    std::string name;
-    ~DropSlot() {
-        try {
-            admin(pg::Side::source)
-                ->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                       "WHERE slot_name = $1",
-                       {name}, pg::Expect::rows);
-        } catch (...) {
-        }
-    }
-};
-
 // Streams until `commits` transactions were read, applying every change of `relname`
 // to `apply`; returns the last commit's end.
 pg::Lsn stream_into(pg::LogicalStream &stream, cdc::TableApply &apply, int commits,
@@ -68,7 +55,7 @@ TEST_CASE("cdc apply: the last change of each key wins - unchanged TOASTed value
     dbs.src().exec("ALTER TABLE docs REPLICA IDENTITY DEFAULT");
     dbs.dst().exec(ddl);
     dbs.src().exec("CREATE PUBLICATION cdc_apply_pub FOR TABLE docs");
-    DropSlot guard{"cdc_apply_slot"};
+    SlotCleanup guard{"cdc_apply_slot"};
     auto info = dbs.source_info();
     info.replication = true;
     pg::Connection walsender(info);

@@ -13,19 +13,6 @@ using namespace pgincr::test;
 
 namespace {
 
-struct DropSlot {
-    std::string name;
-    ~DropSlot() {
-        try {
-            admin(pg::Side::source)
-                ->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                       "WHERE slot_name = $1",
-                       {name}, pg::Expect::rows);
-        } catch (...) {
-        }
-    }
-};
-
 cdc::Resolve routes() {
     return [](const cdc::Relation &rel) -> std::optional<cdc::TableShape> {
         if (rel.name == "pairs")
@@ -60,7 +47,7 @@ TEST_CASE("cdc drain: many tables and transactions in batches - the saved positi
     dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
     dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
     dbs.src().exec("CREATE PUBLICATION cdc_drain_pub FOR TABLE pairs, codes, other");
-    DropSlot guard{"cdc_drain_slot"};
+    SlotCleanup guard{"cdc_drain_slot"};
     auto info = dbs.source_info();
     info.replication = true;
     pg::Connection walsender(info);

@@ -48,20 +48,6 @@ template <typename T> std::vector<T> only(const std::vector<cdc::Message> &messa
     return out;
 }
 
-struct SlotGuard {
-    pg::ConnInfo info;
-    std::string name;
-    ~SlotGuard() {
-        try {
-            auto admin_src = admin(pg::Side::source);
-            admin_src->exec("SELECT pg_drop_replication_slot(slot_name) FROM "
-                            "pg_replication_slots WHERE slot_name = $1",
-                            {name}, pg::Expect::rows);
-        } catch (...) {
-        }
-    }
-};
-
 } // namespace
 
 TEST_CASE("replication: a slot's snapshot and its stream meet exactly - every change decoded "
@@ -71,7 +57,7 @@ TEST_CASE("replication: a slot's snapshot and its stream meet exactly - every ch
                    "(region, n))");
     dbs.src().exec("INSERT INTO items SELECT 'eu', g, 'before', NULL FROM generate_series(1, 5) g");
     dbs.src().exec("CREATE PUBLICATION repl_stream_pub FOR TABLE items");
-    SlotGuard guard{replication_info(dbs), "repl_stream_slot"};
+    SlotCleanup guard{"repl_stream_slot"};
 
     pg::Connection walsender(replication_info(dbs));
     auto slot = pg::create_logical_slot(walsender, "repl_stream_slot");

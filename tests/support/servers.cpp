@@ -175,6 +175,16 @@ TableDigest digest(pg::Connection &conn, const std::string &qualified_table) {
     return {res.integer(0, 0), std::string(res.text(0, 1))};
 }
 
+SlotCleanup::~SlotCleanup() {
+    try {
+        admin(pg::Side::source)
+            ->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+                   "slot_name = $1",
+                   {name}, pg::Expect::rows);
+    } catch (...) {
+    }
+}
+
 std::string scalar(pg::Connection &conn, const std::string &sql) {
     auto res = conn.exec(sql, pg::Expect::value);
     return res.is_null(0, 0) ? "" : std::string(res.text(0, 0));

@@ -35,6 +35,13 @@ void restart_server(const std::string &name);
 std::string ca_cert();
 std::string wrong_ca_cert();
 
+// Drops the source's replication slot `name`, if it exists, when it goes out of scope:
+// a failed test must not leave a slot holding WAL on the shared server.
+struct SlotCleanup {
+    std::string name;
+    ~SlotCleanup();
+};
+
 // A fresh database on both servers, named after the test, dropped by the destructor.
 // Isolates tests from each other without restarting the clusters.
 class TestDatabases {

@@ -159,15 +159,19 @@ TEST_CASE("tables-config: unique_cols may be omitted - options parse") {
     CHECK(t[1].replication_key.empty());
 }
 
+namespace {
+// The error parse_tables() gives for `text`, or "no error".
+std::string bad(const std::string &text) {
+    try {
+        config::parse_tables(text, "tables-config.json");
+    } catch (const ConfigError &e) {
+        return std::string(e.what());
+    }
+    return std::string("no error");
+}
+} // namespace
+
 TEST_CASE("tables-config: bad input names the file - the entry and the key") {
-    auto bad = [](const std::string &text) {
-        try {
-            config::parse_tables(text, "tables-config.json");
-        } catch (const ConfigError &e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "unique_cols": []}])"),
               "tables-config.json: entry 1 (\"o\"): key \"unique_cols\""));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "uniq": ["id"]}])"),
@@ -218,14 +222,6 @@ TEST_CASE(
 }
 
 TEST_CASE("tables-config: deletes that make no sense for the mode are refused, naming the key") {
-    auto bad = [](const std::string &text) {
-        try {
-            config::parse_tables(text, "tables-config.json");
-        } catch (const ConfigError &e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "deletes": "yes"}])"),
               "entry 1 (\"o\"): key \"deletes\": \"yes\" is not one of"));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "incremental-append",
