@@ -42,6 +42,11 @@ std::string merge_sql(const Spec &spec) {
     }
     std::string changed = fmt::format("ROW({})::text IS DISTINCT FROM ROW({})::text",
                                       fmt::join(old_vals, ", "), fmt::join(new_vals, ", "));
+    // A row whose replication key moved has changed: the key is compared first, so that
+    // only rows re-read at an unchanged key pay for turning both rows into text. The
+    // result is the same (the key is one of the columns compared as text).
+    if (!spec.key.empty())
+        changed = fmt::format("d.{0} IS DISTINCT FROM EXCLUDED.{0} OR {1}", spec.key, changed);
     if (!spec.deleted_at.empty()) {
         // A key deleted in the source and back again is live again.
         sets.push_back(fmt::format("{} = NULL", spec.deleted_at));

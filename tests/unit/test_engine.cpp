@@ -42,7 +42,8 @@ TEST_CASE("merge: deduped keeps the highest key per unique value and skips uncha
     CHECK(contains(sql, R"(ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v", )"
                         R"("updated_at" = EXCLUDED."updated_at")"));
     CHECK_FALSE(contains(sql, R"("id" = EXCLUDED."id")"));
-    CHECK(contains(sql, R"(WHERE ROW(d."id", d."v", d."updated_at")::text IS DISTINCT FROM )"
+    CHECK(contains(sql, R"(WHERE d."updated_at" IS DISTINCT FROM EXCLUDED."updated_at" OR )"
+                        R"(ROW(d."id", d."v", d."updated_at")::text IS DISTINCT FROM )"
                         R"(ROW(EXCLUDED."id", EXCLUDED."v", EXCLUDED."updated_at")::text)"));
 }
 
