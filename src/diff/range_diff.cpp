@@ -16,6 +16,8 @@ extern const std::string_view diff_split;
 extern const std::string_view diff_rows;
 extern const std::string_view diff_lookup;
 extern const std::string_view diff_sample;
+extern const std::string_view diff_buckets;
+extern const std::string_view diff_bucket_rows;
 } // namespace pgincr::sql
 
 namespace pgincr::diff {
@@ -31,7 +33,7 @@ constexpr std::int64_t leaf_rows = 256;    // a range this small has its rows fe
 constexpr std::int64_t fanout = 16;        // sub-ranges per differing range
 constexpr std::size_t batch_ranges = 1024; // ranges per aggregate or split statement
 constexpr std::int64_t batch_rows = 16384; // rows per fetch of small ranges
-constexpr int max_depth = 12;
+constexpr int max_depth = 8;
 
 struct Range {
     std::optional<Key> lo, hi; // [lo, hi); nullopt: unbounded
@@ -184,6 +186,8 @@ class Engine {
 
     Totals run(const std::function<void(const Totals &)> &on_counts,
                const std::function<void(const Found &)> &on_found) {
+        if (o_.hash_buckets)
+            return run_buckets(on_counts, on_found);
         auto level = first_ranges();
         aggregate(level);
         for (const auto &r : level) {
@@ -192,30 +196,136 @@ class Engine {
         }
         if (on_counts)
             on_counts(totals_);
-        for (int depth = 0; !level.empty(); ++depth) {
-            std::vector<Range> leaves, splits;
-            std::size_t compared = level.size();
-            for (auto &r : level) {
-                if (!r.differs())
-                    continue;
-                bool one_sided = std::min(r.n_src, r.n_dst) == 0;
-                bool small = r.larger() <= (one_sided ? leaf_rows * fanout : leaf_rows);
-                (small || depth >= max_depth ? leaves : splits).push_back(std::move(r));
-            }
-            log::debug("",
-                       "compare level {}: {} range(s), {} differ: {} fetched, {} split ({:.3f}s)",
-                       depth + 1, compared, leaves.size() + splits.size(), leaves.size(),
-                       splits.size(), seconds());
-            fetch_leaves(leaves, on_found);
-            level = split(splits);
-            aggregate(level);
-        }
+        descend(std::move(level), 0, on_found);
         log::debug("", "compare done: {} range(s), {} row(s) fetched ({:.3f}s)", totals_.ranges,
                    totals_.rows_fetched, seconds());
         return totals_;
     }
 
   private:
+    // Depth first, a batch of ranges at a time: memory holds at most one batch of
+    // sub-ranges per level, however many ranges differ (every row of a large table,
+    // say).
+    void descend(std::vector<Range> level, int depth,
+                 const std::function<void(const Found &)> &on_found) {
+        std::vector<Range> leaves, splits;
+        std::size_t compared = level.size();
+        for (auto &r : level) {
+            if (!r.differs())
+                continue;
+            bool one_sided = std::min(r.n_src, r.n_dst) == 0;
+            bool small = r.larger() <= (one_sided ? leaf_rows * fanout : leaf_rows);
+            (small || depth >= max_depth ? leaves : splits).push_back(std::move(r));
+        }
+        level.clear();
+        log::debug("", "compare level {}: {} range(s), {} differ: {} fetched, {} split ({:.3f}s)",
+                   depth + 1, compared, leaves.size() + splits.size(), leaves.size(), splits.size(),
+                   seconds());
+        fetch_leaves(leaves, on_found);
+        leaves.clear();
+        for (std::size_t begin = 0; begin < splits.size(); begin += batch_ranges / fanout) {
+            std::size_t end = std::min(splits.size(), begin + batch_ranges / fanout);
+            std::vector<Range> chunk(std::make_move_iterator(splits.begin() + begin),
+                                     std::make_move_iterator(splits.begin() + end));
+            auto children = split(chunk);
+            aggregate(children);
+            descend(std::move(children), depth + 1, on_found);
+        }
+    }
+
+    std::string bucket_expr(const Side &side, std::int64_t n) const {
+        std::string text = side.key_cols.size() == 1
+                               ? "t." + side.key_cols[0] + "::pg_catalog.text"
+                               : "ROW(" + cols(side, "t") + ")::pg_catalog.text";
+        return fmt::format("((pg_catalog.hashtext({}) & 2147483647) % {})::pg_catalog.int8", text,
+                           n);
+    }
+
+    std::string not_null_where(const Side &side) const {
+        std::string w = fmt::format("ROW({}) IS NOT NULL", cols(side, "t"));
+        return side.where.empty() ? w : w + " AND (" + side.where + ")";
+    }
+
+    Totals run_buckets(const std::function<void(const Totals &)> &on_counts,
+                       const std::function<void(const Found &)> &on_found) {
+        std::string est_sql = "SELECT greatest(c.reltuples, 0)::pg_catalog.int8 FROM "
+                              "pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass";
+        auto [es, ed] = pg::exec_both(*src_.conn, est_sql, {src_.relation}, *dst_.conn, est_sql,
+                                      {dst_.relation}, pg::Expect::one_row);
+        std::int64_t rows = std::max({es.integer(0, 0), ed.integer(0, 0), o_.estimated_rows});
+        std::int64_t n = std::clamp<std::int64_t>(rows / range_rows, 1, max_ranges);
+        auto sql_for = [&](const Side &side) {
+            return text::fill(sql::diff_buckets, {{"BUCKET", bucket_expr(side, n)},
+                                                  {"HASH", hash_expr(side)},
+                                                  {"TABLE", side.relation},
+                                                  {"WHERE", not_null_where(side)}});
+        };
+        auto [rs, rd] = pg::exec_both(*src_.conn, sql_for(src_), {}, *dst_.conn, sql_for(dst_), {},
+                                      pg::Expect::rows);
+        std::map<std::int64_t, Range> buckets; // only the counts and hashes are used
+        for (int i = 0; i < rs.rows(); ++i) {
+            auto &b = buckets[rs.integer(i, 0)];
+            b.n_src = rs.integer(i, 1);
+            b.h_src = rs.integer(i, 2);
+            totals_.source_rows += b.n_src;
+        }
+        for (int i = 0; i < rd.rows(); ++i) {
+            auto &b = buckets[rd.integer(i, 0)];
+            b.n_dst = rd.integer(i, 1);
+            b.h_dst = rd.integer(i, 2);
+            totals_.dest_rows += b.n_dst;
+        }
+        totals_.ranges += n;
+        if (on_counts)
+            on_counts(totals_);
+        std::vector<std::int64_t> batch;
+        std::int64_t batch_size = 0;
+        auto flush = [&] {
+            if (batch.empty())
+                return;
+            compare_buckets(n, batch, on_found);
+            batch.clear();
+            batch_size = 0;
+        };
+        for (const auto &[id, b] : buckets) {
+            if (!b.differs())
+                continue;
+            if (!batch.empty() && batch_size + b.larger() > batch_rows)
+                flush();
+            batch.push_back(id);
+            batch_size += b.larger();
+        }
+        flush();
+        log::debug("",
+                   "compare by key hash (the servers order the key differently): {} "
+                   "bucket(s), {} row(s) fetched ({:.3f}s)",
+                   n, totals_.rows_fetched, seconds());
+        return totals_;
+    }
+
+    void compare_buckets(std::int64_t n, const std::vector<std::int64_t> &ids,
+                         const std::function<void(const Found &)> &on_found) {
+        std::vector<std::optional<std::string>> list;
+        for (auto id : ids)
+            list.emplace_back(std::to_string(id));
+        auto sql_for = [&](const Side &side, pg::Params &params) {
+            params.emplace_back(array_literal(list));
+            auto sql = text::fill(sql::diff_bucket_rows, {{"BUCKET", bucket_expr(side, n)},
+                                                          {"KEYTEXT", key_text(side, "s")},
+                                                          {"ROWHASH", row_hash(side, "s")},
+                                                          {"TABLE", side.relation},
+                                                          {"WHERE", not_null_where(side)}});
+            return replace_all(sql, "%INFLIGHT%",
+                               &side == &src_ ? in_flight(side, "s", params) : "false");
+        };
+        pg::Params ps, pd;
+        auto a = sql_for(src_, ps);
+        auto b = sql_for(dst_, pd);
+        auto [rs, rd] = pg::exec_both(*src_.conn, a, ps, *dst_.conn, b, pd, pg::Expect::rows);
+        totals_.rows_fetched += rs.rows() + rd.rows();
+        compare_rows(rs, rd, on_found);
+    }
+
     double seconds() const {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     }
@@ -468,6 +578,17 @@ class Engine {
 
     void fetch_leaves(const std::vector<Range> &leaves,
                       const std::function<void(const Found &)> &on_found) {
+        // Only a range that splitting could not narrow is this large: the servers sort
+        // the key differently although their collation settings match (another glibc
+        // or ICU version). Fetching it whole would not bound memory.
+        for (const auto &r : leaves)
+            if (r.larger() > 4 * batch_rows)
+                throw Error(fmt::format(
+                    "the compare could not narrow a range of {} rows: the two servers sort "
+                    "this table's key differently although its collation is the same "
+                    "(different glibc or ICU versions?); compare the order of `SELECT ... "
+                    "ORDER BY` on both, and REINDEX where the collation version changed",
+                    r.larger()));
         std::size_t begin = 0;
         while (begin < leaves.size()) {
             std::size_t end = begin;
@@ -497,7 +618,13 @@ class Engine {
         auto [rs, rd] = pg::exec_both(*src_.conn, a.sql, a.params, *dst_.conn, b.sql, b.params,
                                       pg::Expect::rows);
         totals_.rows_fetched += rs.rows() + rd.rows();
+        compare_rows(rs, rd, on_found);
+    }
 
+    // Both sides' rows of the same ranges (or buckets), first column the range's: what
+    // differs, confirmed by lookups, goes to on_found.
+    void compare_rows(const pg::Result &rs, const pg::Result &rd,
+                      const std::function<void(const Found &)> &on_found) {
         std::unordered_map<std::string, Row> theirs;
         for (auto &r : rows_of(rd, 1, dst_.key_cols.size()))
             theirs.emplace(serialize(r.key), std::move(r));

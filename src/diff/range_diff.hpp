@@ -47,6 +47,10 @@ enum class Compare { keys, rows };
 struct Options {
     Compare compare = Compare::keys;
     bool integer_key = false; // one smallint/integer/bigint column: ranges split by value
+    // The servers order the key differently (collations): rows are grouped by a hash of
+    // the key instead of by ranges: one pass per side, plus one per batch of buckets
+    // that differ. Slower when there are many differences, never wrong.
+    bool hash_buckets = false;
     std::int64_t estimated_rows = 0;
 };
 

@@ -5,9 +5,23 @@
 #include <algorithm>
 #include <fmt/format.h>
 
+namespace pgincr::sql {
+extern const std::string_view key_collations;
+}
+
 namespace pgincr::diff {
 
 namespace {
+
+std::string collations(pg::Connection &conn, const std::string &relation,
+                       const std::vector<std::string> &key) {
+    std::vector<std::optional<std::string>> names(key.begin(), key.end());
+    auto res = conn.exec(sql::key_collations, {relation, array_literal(names)}, pg::Expect::rows);
+    std::string out;
+    for (int i = 0; i < res.rows(); ++i)
+        out += fmt::format("{}={};", res.text(i, 0), res.text(i, 1));
+    return out;
+}
 
 bool is_integer(const std::string &type) {
     return type == "smallint" || type == "integer" || type == "bigint";
@@ -59,6 +73,8 @@ TableSides table_sides(pg::Connection &src, pg::Connection &dst, const config::S
     t.options.integer_key = key.size() == 1 && is_integer(t.src.key_types[0]) &&
                             t.src.key_types[0] == t.dst.key_types[0];
     t.options.estimated_rows = table.estimated_rows;
+    t.options.hash_buckets =
+        collations(src, t.src.relation, key) != collations(dst, t.dst.relation, key);
     if (compare == Compare::rows) {
         for (const auto *c : table.copied_columns()) {
             // As the destination types it: the same value then prints the same text.
