@@ -1,5 +1,7 @@
 #include "cdc/source_setup.hpp"
 
+#include "source/catalog.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -9,33 +11,6 @@ extern const std::string_view cdc_slot_status;
 } // namespace pgincr::sql
 
 namespace pgincr::cdc {
-
-namespace {
-
-std::vector<std::string> parse_names(std::string_view array) {
-    // name[] as PostgreSQL prints it: {a,"b c"}; names here are plain column names.
-    std::vector<std::string> out;
-    std::string cur;
-    bool quoted = false;
-    for (std::size_t i = 1; i + 1 < array.size(); ++i) {
-        char c = array[i];
-        if (c == '"') {
-            quoted = !quoted;
-        } else if (c == '\\' && quoted && i + 2 < array.size()) {
-            cur += array[++i];
-        } else if (c == ',' && !quoted) {
-            out.push_back(cur);
-            cur.clear();
-        } else {
-            cur += c;
-        }
-    }
-    if (array.size() > 2)
-        out.push_back(cur);
-    return out;
-}
-
-} // namespace
 
 std::vector<std::string> source_problems(pg::Connection &src, const std::string &role) {
     std::vector<std::string> out;
@@ -63,7 +38,7 @@ std::string replica_identity_problem(pg::Connection &src, const std::string &sch
     std::string ident(res.text(0, 0));
     if (ident == "f")
         return "";
-    auto cols = parse_names(res.text(0, 1));
+    auto cols = catalog::parse_text_array(res.text(0, 1));
     if ((ident == "d" || ident == "i") && cols == unique_cols)
         return "";
     std::vector<std::string> quoted;

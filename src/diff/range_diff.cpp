@@ -248,12 +248,7 @@ class Engine {
 
     Totals run_buckets(const std::function<void(const Totals &)> &on_counts,
                        const std::function<void(const Found &)> &on_found) {
-        std::string est_sql = "SELECT greatest(c.reltuples, 0)::pg_catalog.int8 FROM "
-                              "pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass";
-        auto [es, ed] = pg::exec_both(*src_.conn, est_sql, {src_.relation}, *dst_.conn, est_sql,
-                                      {dst_.relation}, pg::Expect::one_row);
-        std::int64_t rows = std::max({es.integer(0, 0), ed.integer(0, 0), o_.estimated_rows});
-        std::int64_t n = std::clamp<std::int64_t>(rows / range_rows, 1, max_ranges);
+        std::int64_t n = estimate().ranges;
         auto sql_for = [&](const Side &side) {
             return text::fill(sql::diff_buckets, {{"BUCKET", bucket_expr(side, n)},
                                                   {"HASH", hash_expr(side)},
@@ -360,14 +355,26 @@ class Engine {
 
     // Bounds of the first ranges, from both sides' extremes (integer keys) or from a
     // page sample of the fuller side.
-    std::vector<Range> first_ranges() {
-        std::string est_sql = "SELECT greatest(c.reltuples, 0)::pg_catalog.int8, c.relpages "
-                              "FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass";
-        auto [es, ed] = pg::exec_both(*src_.conn, est_sql, {src_.relation}, *dst_.conn, est_sql,
+    // Both sides' row and page estimates, and how many first ranges they make.
+    struct Estimate {
+        pg::Result src, dst; // reltuples, relpages
+        std::int64_t ranges = 1;
+    };
+    Estimate estimate() {
+        std::string sql = "SELECT greatest(c.reltuples, 0)::pg_catalog.int8, c.relpages "
+                          "FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass";
+        auto [es, ed] = pg::exec_both(*src_.conn, sql, {src_.relation}, *dst_.conn, sql,
                                       {dst_.relation}, pg::Expect::one_row);
         std::int64_t rows = std::max({es.integer(0, 0), ed.integer(0, 0), o_.estimated_rows});
         std::int64_t n = std::clamp<std::int64_t>(rows / range_rows, 1, max_ranges);
-        std::vector<Key> bounds = o_.integer_key ? integer_bounds(n) : sampled_bounds(n, ed, es);
+        return {std::move(es), std::move(ed), n};
+    }
+
+    std::vector<Range> first_ranges() {
+        auto e = estimate();
+        std::int64_t n = e.ranges;
+        std::vector<Key> bounds =
+            o_.integer_key ? integer_bounds(n) : sampled_bounds(n, e.dst, e.src);
         std::vector<Range> out;
         std::optional<Key> lo;
         for (auto &b : bounds) {

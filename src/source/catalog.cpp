@@ -16,7 +16,25 @@ namespace pgincr::catalog {
 
 namespace {
 
-// Parses a text[] value as PostgreSQL prints it: {a,"b c"}.
+KeyKind key_kind_of(std::int64_t type_oid) {
+    switch (type_oid) {
+    case 1184:
+        return KeyKind::timestamptz;
+    case 1114:
+        return KeyKind::timestamp;
+    case 1082:
+        return KeyKind::date;
+    case 20:
+    case 21:
+    case 23:
+        return KeyKind::integer;
+    default:
+        return KeyKind::none;
+    }
+}
+
+} // namespace
+
 std::vector<std::string> parse_text_array(std::string_view s) {
     std::vector<std::string> out;
     if (s.size() < 2)
@@ -49,25 +67,6 @@ std::vector<std::string> parse_text_array(std::string_view s) {
         out.push_back(cur);
     return out;
 }
-
-KeyKind key_kind_of(std::int64_t type_oid) {
-    switch (type_oid) {
-    case 1184:
-        return KeyKind::timestamptz;
-    case 1114:
-        return KeyKind::timestamp;
-    case 1082:
-        return KeyKind::date;
-    case 20:
-    case 21:
-    case 23:
-        return KeyKind::integer;
-    default:
-        return KeyKind::none;
-    }
-}
-
-} // namespace
 
 const Column *SourceTable::column(const std::string &col) const {
     for (const auto &c : columns)

@@ -86,6 +86,9 @@ std::string select_list(const pg::Connection &conn, const SourceTable &table);
 
 bool relation_exists(pg::Connection &conn, const std::string &schema, const std::string &name);
 
+// A text[] or name[] value as PostgreSQL prints it, {a,"b c"}, as its elements.
+std::vector<std::string> parse_text_array(std::string_view s);
+
 // A table-level problem: the table fails, the run goes on.
 class TableError : public Error {
   public:
