@@ -6,6 +6,7 @@
 #include "util/hash.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -54,6 +55,8 @@ const std::set<std::string> known_keys = {
     "SOURCE_PRIMARY_PORT",
     "SOURCE_PRIMARY_USERNAME",
     "SOURCE_PRIMARY_PASSWORD",
+    "PGINCR_SLOT",
+    "PGINCR_PUBLICATION",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
@@ -82,8 +85,22 @@ const char *mode_name(Mode mode) {
         return "incremental-append";
     case Mode::full_refresh:
         return "full-refresh";
+    case Mode::cdc:
+        return "cdc";
     }
     return "?";
+}
+
+std::string default_slot_name(const std::string &pipeline) {
+    std::string out = "pgincr_";
+    for (unsigned char c : pipeline)
+        out += std::isalnum(c) ? static_cast<char>(std::tolower(c)) : '_';
+    return out.substr(0, 63);
+}
+
+bool any_cdc(const std::vector<Table> &tables) {
+    return std::any_of(tables.begin(), tables.end(),
+                       [](const Table &t) { return t.mode == Mode::cdc; });
 }
 
 const char *deletes_name(Deletes deletes) {
@@ -217,6 +234,21 @@ Settings load_settings(const std::filesystem::path &env_file,
     std::string cwd_name = std::filesystem::current_path().filename().string();
     s.pipeline_name = optional("PIPELINE_NAME", cwd_name.empty() ? "pgincr" : cwd_name);
 
+    s.slot = optional("PGINCR_SLOT", default_slot_name(s.pipeline_name));
+    bool slot_ok = !s.slot.empty() && s.slot.size() <= 63;
+    for (char c : s.slot)
+        slot_ok = slot_ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    if (!slot_ok)
+        throw ConfigError(fmt::format("{}: PGINCR_SLOT '{}' is not a valid replication slot name: "
+                                      "use lower-case letters, digits and underscores, at most "
+                                      "63 bytes",
+                                      origin, s.slot));
+    s.publication = optional("PGINCR_PUBLICATION", s.slot);
+    if (s.publication.size() > 63)
+        throw ConfigError(fmt::format("{}: PGINCR_PUBLICATION is {} bytes; PostgreSQL's names "
+                                      "have at most 63",
+                                      origin, s.publication.size()));
+
     s.webhook.url = optional("WEBHOOK_URL", "");
     s.webhook.secret = optional("WEBHOOK_SECRET", "");
     s.webhook.timeout_seconds = parse_int(optional("WEBHOOK_TIMEOUT_SECONDS", "10"),
@@ -270,6 +302,9 @@ template <typename Fail> void parse_deletes(const json &item, Table &t, const Fa
             throw fail("deletes",
                        fmt::format("{} is not one of \"ignore\", \"hard\", \"soft\"", v.dump()));
     }
+    if (item.contains("deletes") && t.mode == Mode::cdc)
+        throw fail("deletes", "a cdc entry applies the source's deletes as they happen; remove "
+                              "\"deletes\"");
     if (t.deletes != Deletes::ignore && t.mode == Mode::incremental_append)
         throw fail("deletes",
                    "incremental-append keeps every version of a row as history, so a row "
@@ -387,15 +422,21 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                 t.mode = Mode::incremental_append;
             else if (*mode == "full-refresh")
                 t.mode = Mode::full_refresh;
+            else if (*mode == "cdc")
+                t.mode = Mode::cdc;
             else
                 throw fail("mode", fmt::format("'{}' is not one of incremental-deduped, "
-                                               "incremental-append, full-refresh",
+                                               "incremental-append, full-refresh, cdc",
                                                *mode));
         }
 
         auto key = get_string("replication_key");
-        if (!key && t.mode != Mode::full_refresh)
-            throw fail("replication_key", "is missing (only full-refresh tables may omit it)");
+        if (!key && t.mode != Mode::full_refresh && t.mode != Mode::cdc)
+            throw fail("replication_key",
+                       "is missing (only full-refresh and cdc tables may omit it)");
+        // A cdc entry streams every change: a cursor column plays no part in it.
+        if (t.mode == Mode::cdc)
+            key.reset();
         t.replication_key = key.value_or("");
 
         if (item.contains("unique_cols")) {
@@ -482,6 +523,15 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
             t.filter = std::move(filter);
         }
 
+        if (t.mode == Mode::cdc) {
+            if (t.filter)
+                throw fail("filter", "a cdc entry streams every change of its table, and row "
+                                     "filters are not supported there; use an incremental mode "
+                                     "for a filtered copy");
+            if (item.contains("lookback_seconds"))
+                throw fail("lookback_seconds", "a cdc entry reads no cursor, so it has no "
+                                               "window to re-read; remove \"lookback_seconds\"");
+        }
         if (!destinations.insert(t.destination).second)
             throw ConfigError(fmt::format(
                 "{}: destination table \"{}\" is already used by an earlier entry; give one of "

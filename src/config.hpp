@@ -11,7 +11,9 @@
 
 namespace pgincr::config {
 
-enum class Mode { incremental_deduped, incremental_append, full_refresh };
+// cdc: changes streamed from a logical replication slot (modes/cdc.hpp) instead of
+// read by a timestamp cursor.
+enum class Mode { incremental_deduped, incremental_append, full_refresh, cdc };
 const char *mode_name(Mode mode);
 
 enum class Indexes { unique, all };
@@ -35,7 +37,7 @@ struct Table {
     int entry = 0;                        // 1-based position in tables-config.json
     std::string name;                     // source table in SOURCE_SCHEMA
     std::string destination;              // destination table in DEST_SCHEMA
-    std::string replication_key;          // empty only for full-refresh
+    std::string replication_key;          // empty only for full-refresh and cdc
     std::vector<std::string> unique_cols; // empty: use the source's primary key
     Mode mode = Mode::incremental_deduped;
     std::optional<Filter> filter;
@@ -75,7 +77,19 @@ struct Settings {
     // SOURCE_PRIMARY_*: when the source is a hot standby, the late-commit horizon is
     // read on its primary (same database, TLS settings and, by default, role).
     std::optional<pg::ConnInfo> source_primary;
+    // The cdc mode's slot and publication on the source: PGINCR_SLOT and
+    // PGINCR_PUBLICATION, by default "pgincr_<PIPELINE_NAME>" (lower-cased, other
+    // characters as "_"), one of each per working directory.
+    std::string slot;
+    std::string publication;
 };
+
+// "pgincr_" + `pipeline` made a valid slot name: lower-case letters, digits and "_",
+// at most 63 bytes.
+std::string default_slot_name(const std::string &pipeline);
+
+// Whether any entry streams changes (the cdc mode needs a slot and a publication).
+bool any_cdc(const std::vector<Table> &tables);
 
 // Reads `env_file` (optional when every key comes from the environment), lets real
 // environment variables override it, applies defaults, and validates. Throws

@@ -123,6 +123,8 @@ std::string to_json(const TableState &s) {
     j["reset_requested"] = s.reset_requested;
     if (s.deletes_checked_at)
         j["deletes_checked_at"] = *s.deletes_checked_at;
+    if (s.lsn)
+        j["lsn"] = *s.lsn;
     if (s.last_sync) {
         const auto &l = *s.last_sync;
         json last;
@@ -156,6 +158,8 @@ TableState from_json(const std::string &text, const std::string &origin) {
         s.reset_requested = j.value("reset_requested", false);
         if (j.contains("deletes_checked_at") && j["deletes_checked_at"].is_string())
             s.deletes_checked_at = j["deletes_checked_at"].get<std::string>();
+        if (j.contains("lsn") && j["lsn"].is_string())
+            s.lsn = j["lsn"].get<std::string>();
         if (j.contains("last_sync") && j["last_sync"].is_object()) {
             const auto &l = j["last_sync"];
             LastSync last;

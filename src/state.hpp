@@ -35,6 +35,9 @@ struct TableState {
     // When the last delete check (or the full load that stands for one) committed, as
     // the destination prints it; decides whether `delete_check_seconds` are up.
     std::optional<std::string> deletes_checked_at;
+    // cdc entries: the stream position the destination's rows reflect. Changes of
+    // source transactions that commit before it are in the rows already (skipped).
+    std::optional<std::string> lsn;
     std::optional<LastSync> last_sync;
 };
 

@@ -12,6 +12,8 @@ const char *sync_mode_name(SyncMode mode) {
         return "reset";
     case SyncMode::skipped:
         return "skipped";
+    case SyncMode::cdc:
+        return "cdc";
     }
     return "?";
 }

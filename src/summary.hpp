@@ -9,8 +9,10 @@
 
 namespace pgincr {
 
-enum class SyncMode { initial, incremental, reset, skipped };
-const char *sync_mode_name(SyncMode mode); // "initial" | "incremental" | "reset" | "skipped"
+// cdc: changes streamed from the slot were applied (modes/cdc.hpp).
+enum class SyncMode { initial, incremental, reset, skipped, cdc };
+const char *
+sync_mode_name(SyncMode mode); // "initial" | "incremental" | "reset" | "skipped" | "cdc"
 
 struct TableResult {
     std::string name;        // source table
@@ -20,11 +22,25 @@ struct TableResult {
     bool ok = false;
     std::int64_t rows_copied = 0;
     std::int64_t rows_merged = 0;
-    std::int64_t rows_deleted = 0; // by the delete check (soft: newly marked)
+    std::int64_t rows_deleted = 0;        // by the delete check (soft: newly marked)
     std::optional<std::string> watermark; // as PostgreSQL prints it
     std::optional<double> lag_seconds;
     std::int64_t duration_ms = 0;
     std::string error; // empty when ok; never holds a secret
+};
+
+// The cdc mode's slot on the source (slot safety): what it costs the source and how
+// far behind it is.
+struct SlotReport {
+    std::string name;
+    bool exists = false;
+    std::optional<std::string> wal_status;      // reserved | extended | unreserved | lost
+    std::optional<std::int64_t> retained_bytes; // WAL the slot keeps on the source's disk
+    std::optional<std::int64_t> behind_bytes;   // the source's WAL end minus the confirmed position
+    std::optional<std::string> confirmed_lsn;
+    // Age of the oldest change not applied yet: the time since the position this run
+    // drained to was read on the source (0 when nothing is behind).
+    std::optional<double> behind_seconds;
 };
 
 struct RunSummary {
@@ -33,6 +49,7 @@ struct RunSummary {
     std::chrono::system_clock::time_point started_at;
     std::chrono::system_clock::time_point finished_at;
     std::vector<TableResult> tables;
+    std::optional<SlotReport> slot; // when the run has cdc entries
     bool interrupted = false;
 
     // "succeeded" when every table is ok, "failed" when none is, "partial" otherwise.

@@ -112,6 +112,26 @@ std::string message(const RunSummary &run) {
     return one_line(out);
 }
 
+template <typename T> Json or_null(const std::optional<T> &v) {
+    return v ? Json(*v) : Json(nullptr);
+}
+
+} // namespace
+
+Json slot_json(const SlotReport &s) {
+    Json j;
+    j["name"] = s.name;
+    j["exists"] = s.exists;
+    j["wal_status"] = or_null(s.wal_status);
+    j["retained_bytes"] = or_null(s.retained_bytes);
+    j["behind_bytes"] = or_null(s.behind_bytes);
+    j["behind_seconds"] = or_null(s.behind_seconds);
+    j["confirmed_lsn"] = or_null(s.confirmed_lsn);
+    return j;
+}
+
+namespace {
+
 Json table_json(const TableResult &t) {
     Json j;
     j["name"] = t.name;
@@ -282,6 +302,8 @@ std::string payload(const RunSummary &run, const std::string &version) {
     for (const auto &t : run.tables)
         tables.push_back(table_json(t));
     j["tables"] = std::move(tables);
+    if (run.slot)
+        j["slot"] = slot_json(*run.slot);
     return dump(j);
 }
 

@@ -9,6 +9,7 @@
 #include "summary.hpp"
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace pgincr::webhook {
@@ -17,6 +18,9 @@ namespace pgincr::webhook {
 // old tool's "Pipeline <name> succeeded. Summary: ..."), timestamps, run_id and one
 // object per table. Invalid UTF-8 in error texts is replaced, never thrown on.
 std::string payload(const RunSummary &run, const std::string &version);
+
+// The cdc slot's report, as the payload's "slot" and `status --json` show it.
+nlohmann::ordered_json slot_json(const SlotReport &slot);
 
 // The body `pgincr check` sends: event "check", pipeline, message, sent_at.
 std::string check_payload(const std::string &pipeline, const std::string &version);

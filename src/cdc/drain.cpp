@@ -1,6 +1,7 @@
 #include "cdc/drain.hpp"
 
 #include "util/error.hpp"
+#include "util/fault.hpp"
 
 #include <fmt/format.h>
 #include <map>
@@ -23,29 +24,35 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     DrainResult r;
     r.applied = stream.received();
     pg::Lsn last_commit = r.applied;
-    std::unordered_map<std::uint32_t, std::optional<TableShape>> shapes;
+    std::unordered_map<std::uint32_t, std::optional<Route>> routes;
     std::optional<pg::Transaction> tx;
     std::map<std::uint32_t, std::unique_ptr<TableApply>> applies;
     bool in_xact = false;
+    pg::Lsn xact_commit; // where the current transaction's commit record starts
     std::int64_t batch_changes = 0, batch_xacts = 0;
     auto batch_started = clock::now();
     auto last_message = clock::now();
 
+    auto count = [&](const TableApply &a, std::int64_t n) {
+        r.changes += n;
+        r.changes_by_target[a.shape().target] += n;
+    };
     auto apply_for = [&](std::uint32_t relid) -> TableApply * {
-        auto it = shapes.find(relid);
-        if (it == shapes.end())
+        auto it = routes.find(relid);
+        if (it == routes.end())
             throw Error(fmt::format("the replication stream sent a change of relation {} "
                                     "before its Relation message",
                                     relid));
-        if (!it->second)
+        if (!it->second || xact_commit < it->second->loaded_through)
             return nullptr;
         if (!tx) {
             tx.emplace(dst);
             batch_started = clock::now();
+            fault::point("cdc-batch-started");
         }
         auto &a = applies[relid];
         if (!a)
-            a = std::make_unique<TableApply>(dst, *it->second);
+            a = std::make_unique<TableApply>(dst, it->second->shape);
         return a.get();
     };
     // Ends the batch: applies it, saves the position in the same transaction, commits,
@@ -53,12 +60,13 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     auto commit_batch = [&] {
         if (tx) {
             for (auto &[_, a] : applies)
-                r.changes += a->finish();
+                count(*a, a->finish());
             applies.clear();
             save(dst, last_commit);
             tx->commit();
             tx.reset();
             ++r.batches;
+            fault::point("cdc-after-commit"); // committed, not yet confirmed to the slot
         }
         if (last_commit > r.applied) {
             stream.confirm(last_commit);
@@ -69,7 +77,7 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     };
 
     for (;;) {
-        if (!in_xact && last_commit >= options.until) {
+        if (!in_xact && (last_commit >= options.until || (options.stop && options.stop()))) {
             commit_batch();
             return r;
         }
@@ -79,8 +87,18 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
                 // Nothing more is arriving now: apply what came, and ask the server how
                 // far it has read; past `until` with nothing sent means nothing is left.
                 commit_batch();
-                if (stream.server_end() >= options.until)
+                if (stream.server_end() >= options.until) {
+                    // Everything before `until` was sent, and none of it committed a
+                    // change of these tables after r.applied.
+                    if (r.applied < options.until) {
+                        pg::Transaction idle(dst);
+                        save(dst, options.until);
+                        idle.commit();
+                        stream.confirm(options.until);
+                        r.applied = options.until;
+                    }
                     return r;
+                }
                 stream.ping();
             }
             if (clock::now() - last_message > options.give_up)
@@ -93,8 +111,9 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         }
         last_message = clock::now();
         auto m = decode(data->bytes);
-        if (std::holds_alternative<Begin>(m)) {
+        if (auto *b = std::get_if<Begin>(&m)) {
             in_xact = true;
+            xact_commit = pg::Lsn{b->final_lsn};
         } else if (auto *c = std::get_if<Commit>(&m)) {
             in_xact = false;
             last_commit = pg::Lsn{c->end_lsn};
@@ -103,15 +122,15 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
                 (tx && clock::now() - batch_started >= options.batch_time))
                 commit_batch();
         } else if (auto *rel = std::get_if<Relation>(&m)) {
-            auto shape = resolve(*rel);
+            auto route = resolve(*rel);
             auto it = applies.find(rel->id);
-            if (it != applies.end() && (!shape || !same_shape(*shape, it->second->shape()))) {
+            if (it != applies.end() && (!route || !same_shape(route->shape, it->second->shape()))) {
                 // The table changed in the middle of a batch: what was staged under the
                 // old columns is applied first, in the same transaction, in order.
-                r.changes += it->second->finish();
+                count(*it->second, it->second->finish());
                 applies.erase(it);
             }
-            shapes[rel->id] = std::move(shape);
+            routes[rel->id] = std::move(route);
         } else if (auto *i = std::get_if<Insert>(&m)) {
             if (auto *a = apply_for(i->relation)) {
                 a->add(*i);

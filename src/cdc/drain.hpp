@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
+#include <string>
 
 namespace pgincr::cdc {
 
@@ -22,6 +24,9 @@ struct DrainOptions {
     std::int64_t batch_changes = 100000; // changes per destination transaction, at most
     std::chrono::milliseconds batch_time{5000};
     std::chrono::milliseconds give_up{60000}; // the stream went silent this long: fail
+    // Asked between source transactions: true ends the drain there (a signal), with
+    // what was read so far applied and confirmed.
+    std::function<bool()> stop;
 };
 
 struct DrainResult {
@@ -29,13 +34,25 @@ struct DrainResult {
     std::int64_t transactions = 0; // source transactions applied
     std::int64_t changes = 0;      // rows inserted, updated or deleted in the destination
     std::int64_t batches = 0;      // destination transactions
+    std::map<std::string, std::int64_t> changes_by_target; // TableShape::target -> changes
 };
 
-// Where a source table's changes go: its destination shape, or nullopt to skip them
-// (not a table of this pipeline). Called for every Relation message, so a changed
-// definition reaches the caller, which may throw to stop the drain.
-using Resolve = std::function<std::optional<TableShape>(const Relation &)>;
-// Writes the applied position in the destination, inside the batch's transaction.
+// Where a source table's changes go.
+struct Route {
+    TableShape shape;
+    // The destination's rows already hold every source transaction that commits before
+    // this position (a load taken after the stream's start): those changes are skipped.
+    pg::Lsn loaded_through;
+};
+
+// A table's route, or nullopt to skip its changes (not a table of this pipeline, or
+// one whose columns no longer match). Called for every Relation message, so a changed
+// definition reaches the caller, which may also throw to stop the drain.
+using Resolve = std::function<std::optional<Route>(const Relation &)>;
+// Writes the applied position in the destination, inside the batch's transaction. Once
+// the stream is caught up it is also called, in a transaction of its own, with `until`
+// when no commit of the pipeline's tables reached it: the slot may then release the
+// WAL of other tables' and databases' changes instead of keeping it.
 using SaveProgress = std::function<void(pg::Connection &dst, pg::Lsn applied)>;
 
 DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve &resolve,

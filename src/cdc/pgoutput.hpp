@@ -23,7 +23,7 @@ struct Value {
 using Tuple = std::vector<Value>;
 
 struct Begin {
-    std::uint64_t final_lsn = 0;  // the commit's end
+    std::uint64_t final_lsn = 0;  // where the commit record starts
     std::int64_t commit_time = 0; // µs since 2000-01-01
     std::uint32_t xid = 0;
 };

@@ -4,6 +4,7 @@
 #include "commands/check.hpp"
 #include "commands/status.hpp"
 #include "commands/sync.hpp"
+#include "commands/teardown.hpp"
 #include "commands/verify.hpp"
 #include "pg/error.hpp"
 #include "pgincr/version.hpp"
@@ -69,6 +70,10 @@ int run(int argc, char **argv) {
     auto *reset = app.add_subcommand("reset", "make the next sync reload these tables whole");
     add_common(*reset, o);
     reset->add_option("tables", o.tables, "destination table names")->required();
+    auto *teardown = app.add_subcommand(
+        "teardown", "drop the cdc mode's replication slot and the publication pgincr created on "
+                    "the source (a slot left behind keeps WAL forever)");
+    add_common(*teardown, o);
 
     try {
         app.parse(argc, argv);
@@ -91,6 +96,8 @@ int run(int argc, char **argv) {
             return commands::reset(o);
         if (verify->parsed())
             return commands::verify(o);
+        if (teardown->parsed())
+            return commands::teardown(o);
         return exit_config;
     } catch (const ConfigError &e) {
         log::error("", "{}", e.what());

@@ -3,10 +3,12 @@
 #include "config.hpp"
 #include "dest/progress.hpp"
 #include "lock.hpp"
+#include "modes/cdc_sync.hpp"
 #include "source/catalog.hpp"
 #include "state.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
+#include "webhook.hpp"
 
 #include <fmt/format.h>
 #include <iostream>
@@ -68,6 +70,15 @@ int status(const cli::Options &o) {
         log::warn("", "the destination's progress rows are unavailable: {}", e.what());
     }
 
+    std::optional<SlotReport> slot;
+    if (src && config::any_cdc(tables)) {
+        try {
+            slot = cdc_sync::slot_report(*src, settings.slot);
+        } catch (const std::exception &e) {
+            log::warn("", "replication slot \"{}\" unavailable: {}", settings.slot, e.what());
+        }
+    }
+
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto &cfg : tables) {
         nlohmann::ordered_json row;
@@ -125,6 +136,16 @@ int status(const cli::Options &o) {
                 log::warn(cfg.destination, "live lag unavailable: {}", e.what());
             }
         }
+        if (cfg.mode == config::Mode::cdc) {
+            row["position"] =
+                s && s->lsn ? nlohmann::ordered_json(*s->lsn) : nlohmann::ordered_json(nullptr);
+            row["slot"] = slot ? webhook::slot_json(*slot) : nlohmann::ordered_json(nullptr);
+            // The stream's lag is known as of the last sync; none when nothing is behind.
+            if (slot && slot->behind_bytes && *slot->behind_bytes == 0)
+                row["lag_seconds"] = 0.0;
+            else if (s && s->last_sync && s->last_sync->lag_seconds)
+                row["lag_seconds"] = *s->last_sync->lag_seconds;
+        }
         out.push_back(row);
     }
 
@@ -144,7 +165,8 @@ int status(const cli::Options &o) {
             name += " (reset)";
         std::cout << fmt::format(
             "{:<24} {:<20} {:<32} {:<21} {:<8} {:>10} {:>10} {:>9}\n", name,
-            row["mode"].get<std::string>(), str(row["watermark"]),
+            row["mode"].get<std::string>(),
+            str(row.contains("position") ? row["position"] : row["watermark"]),
             last.is_null() ? "never" : last["at"].get<std::string>(),
             last.is_null() ? "-" : last["result"].get<std::string>(),
             last.is_null() ? "-" : std::to_string(last["rows_copied"].get<std::int64_t>()),
@@ -158,6 +180,22 @@ int status(const cli::Options &o) {
                       << "; the next sync goes on from the destination's\n";
         if (!last.is_null() && !last["error"].is_null())
             std::cout << "    error: " << last["error"].get<std::string>() << '\n';
+    }
+    if (slot) {
+        auto mb = [](const std::optional<std::int64_t> &b) {
+            return b ? fmt::format("{:.1f} MB", static_cast<double>(*b) / 1048576.0)
+                     : std::string("?");
+        };
+        if (!slot->exists)
+            std::cout << fmt::format("replication slot \"{}\": does not exist (the next sync "
+                                     "creates it)\n",
+                                     slot->name);
+        else
+            std::cout << fmt::format("replication slot \"{}\": wal_status {}, retains {} of WAL, "
+                                     "{} behind, confirmed up to {}\n",
+                                     slot->name, slot->wal_status.value_or("?"),
+                                     mb(slot->retained_bytes), mb(slot->behind_bytes),
+                                     slot->confirmed_lsn.value_or("?"));
     }
     return exit_ok;
 }

@@ -2,6 +2,7 @@
 
 #include "config.hpp"
 #include "lock.hpp"
+#include "modes/cdc_sync.hpp"
 #include "modes/table_sync.hpp"
 #include "source/watermark.hpp"
 #include "state.hpp"
@@ -32,6 +33,13 @@ void log_result(const TableResult &r) {
     if (!r.ok) {
         log::error(r.destination, "{} failed after {:.1f}s: {}", sync_mode_name(r.mode),
                    static_cast<double>(r.duration_ms) / 1000.0, r.error);
+        return;
+    }
+    if (r.config_mode == config::mode_name(config::Mode::cdc)) {
+        log::info(r.destination, "{}: {} rows loaded, {} changes applied, position {}, lag {}",
+                  sync_mode_name(r.mode), r.rows_copied, r.rows_merged - r.rows_copied,
+                  r.watermark.value_or("(none)"),
+                  r.lag_seconds ? fmt::format("{:.0f}s", *r.lag_seconds) : "n/a");
         return;
     }
     log::info(r.destination,
@@ -67,6 +75,25 @@ void warn_if_windowed(pg::Connection &src, pg::Connection *primary,
                   h.from_primary ? settings.source_primary->user : settings.source.user,
                   settings.fallback_lookback_seconds,
                   h.from_primary ? settings.source_primary->user : settings.source.user);
+}
+
+void log_slot(const SlotReport &s) {
+    if (!s.exists) {
+        log::warn("", "replication slot \"{}\" does not exist on the source", s.name);
+        return;
+    }
+    auto mb = [](const std::optional<std::int64_t> &b) {
+        return b ? fmt::format("{:.1f} MB", static_cast<double>(*b) / 1048576.0) : "?";
+    };
+    auto line =
+        fmt::format("replication slot \"{}\": wal_status {}, retains {} of WAL, {} "
+                    "behind{}",
+                    s.name, s.wal_status.value_or("?"), mb(s.retained_bytes), mb(s.behind_bytes),
+                    s.behind_seconds ? fmt::format(" ({:.0f}s)", *s.behind_seconds) : "");
+    if (s.wal_status && (*s.wal_status == "lost" || *s.wal_status == "unreserved"))
+        log::error("", "{}", line);
+    else
+        log::info("", "{}", line);
 }
 
 TableResult not_started(const config::Table &cfg, const std::string &why) {
@@ -131,7 +158,12 @@ int sync(const cli::Options &o) {
             log::error("", "{}", e.what());
         }
     };
+    std::vector<config::Table> cdc_tables;
     for (const auto &cfg : tables) {
+        if (cfg.mode == config::Mode::cdc) {
+            cdc_tables.push_back(cfg);
+            continue;
+        }
         if (signals::interrupted()) {
             run.tables.push_back(not_started(cfg, "the run was interrupted"));
             continue;
@@ -171,6 +203,54 @@ int sync(const cli::Options &o) {
         log_result(r);
         run.tables.push_back(std::move(r));
         fault::point("after-table");
+    }
+    if (!cdc_tables.empty()) {
+        // One slot and one stream serve every cdc entry: they sync together.
+        check_lock();
+        if (signals::interrupted() || lock_lost) {
+            for (const auto &cfg : cdc_tables)
+                run.tables.push_back(not_started(cfg, lock_lost ? "the run lost its lock"
+                                                                : "the run was interrupted"));
+        } else {
+            cdc_sync::Request req;
+            req.tables = cdc_tables;
+            for (const auto &t : config::load_tables(o.config_file))
+                if (t.mode == config::Mode::cdc)
+                    req.configured.push_back(t);
+            req.replace = o.replace;
+            try {
+                ensure_open(src, settings.source);
+                ensure_open(dst, settings.dest);
+                table_sync::Sessions sessions{*src, *dst, nullptr, lock.get()};
+                auto out = cdc_sync::run(sessions, settings, store, req);
+                for (auto &r : out.tables) {
+                    log_result(r);
+                    run.tables.push_back(std::move(r));
+                }
+                run.slot = out.slot;
+                if (run.slot)
+                    log_slot(*run.slot);
+            } catch (const std::exception &e) {
+                for (const auto &cfg : cdc_tables) {
+                    auto r = not_started(cfg, e.what());
+                    r.error = e.what();
+                    log_result(r);
+                    run.tables.push_back(std::move(r));
+                }
+            }
+        }
+        // The log and the webhook list tables in the config's order.
+        std::stable_sort(run.tables.begin(), run.tables.end(),
+                         [&](const TableResult &a, const TableResult &b) {
+                             auto pos = [&](const TableResult &r) {
+                                 return std::find_if(tables.begin(), tables.end(),
+                                                     [&](const config::Table &t) {
+                                                         return t.destination == r.destination;
+                                                     }) -
+                                        tables.begin();
+                             };
+                             return pos(a) < pos(b);
+                         });
     }
     check_lock(); // a lock lost during the last table still means this run was not alone
     run.interrupted = signals::interrupted();

@@ -32,7 +32,7 @@ std::optional<state::TableState> load(pg::Connection &dst, const std::string &sc
         return std::nullopt;
     auto res = dst.exec(
         fmt::format("SELECT source_table, replication_key, key_type, watermark, "
-                    "fingerprint, dest_signature, options, {} FROM {} "
+                    "fingerprint, dest_signature, options, {}, lsn::text FROM {} "
                     "WHERE destination = $1",
                     shape.has_deletes_checked_at ? "deletes_checked_at::text" : "NULL::text",
                     dst.qualified(schema, table_name)),
@@ -49,6 +49,7 @@ std::optional<state::TableState> load(pg::Connection &dst, const std::string &sc
     s.dest_signature = res.text(0, 5);
     s.options = res.text(0, 6);
     s.deletes_checked_at = res.optional(0, 7);
+    s.lsn = res.optional(0, 8);
     return s;
 }
 
@@ -67,19 +68,19 @@ void save(pg::Connection &dst, const std::string &schema, const state::TableStat
     }
     dst.exec(fmt::format("INSERT INTO {} AS p (destination, source_table, replication_key, "
                          "key_type, watermark, fingerprint, dest_signature, options, "
-                         "deletes_checked_at) "
-                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz) "
+                         "deletes_checked_at, lsn) "
+                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::pg_lsn) "
                          "ON CONFLICT (destination) DO UPDATE SET "
                          "source_table = EXCLUDED.source_table, "
                          "replication_key = EXCLUDED.replication_key, "
                          "key_type = EXCLUDED.key_type, watermark = EXCLUDED.watermark, "
                          "fingerprint = EXCLUDED.fingerprint, "
                          "dest_signature = EXCLUDED.dest_signature, options = EXCLUDED.options, "
-                         "deletes_checked_at = EXCLUDED.deletes_checked_at, "
+                         "deletes_checked_at = EXCLUDED.deletes_checked_at, lsn = EXCLUDED.lsn, "
                          "updated_at = pg_catalog.now()",
                          qualified),
              {s.destination, s.source_table, s.replication_key, s.key_type, s.watermark,
-              s.fingerprint, s.dest_signature, s.options, s.deletes_checked_at},
+              s.fingerprint, s.dest_signature, s.options, s.deletes_checked_at, s.lsn},
              pg::Expect::command);
 }
 
@@ -97,12 +98,16 @@ std::optional<state::TableState> reconcile(const std::optional<state::TableState
         bool differ = file->watermark != row->watermark || file->fingerprint != row->fingerprint ||
                       file->options != row->options ||
                       file->replication_key != row->replication_key ||
-                      file->dest_signature != row->dest_signature;
+                      file->dest_signature != row->dest_signature || file->lsn != row->lsn;
+        // A cdc entry's progress is its stream position; the others' is their mark.
+        auto shown = [](const state::TableState &t) {
+            return t.lsn ? "position " + *t.lsn : "mark " + t.watermark.value_or("(none)");
+        };
         if (differ && disagreement)
-            *disagreement = fmt::format(
-                "sync-state/ has mark {}, the destination's progress row has mark {}: going on "
-                "from the destination's row, which committed with the rows",
-                file->watermark.value_or("(none)"), row->watermark.value_or("(none)"));
+            *disagreement =
+                fmt::format("sync-state/ has {}, the destination's progress row has {}: going on "
+                            "from the destination's row, which committed with the rows",
+                            shown(*file), shown(*row));
     }
     return s;
 }

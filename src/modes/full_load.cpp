@@ -65,7 +65,9 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     ddl::create_indexes(dst, shadow, cfg, table);
     fault::point("load-before-swap");
     ddl::swap_in(dst, dschema, shadow_table, cfg.destination);
-    ddl::create_staging(dst, dschema, cfg, table);
+    // A cdc table's changes are staged in a temporary table of the stream's session.
+    if (cfg.mode != config::Mode::cdc)
+        ddl::create_staging(dst, dschema, cfg, table);
     result.dest_signature = catalog::dest_signature(dst, dschema, cfg.destination).value_or("");
     next.watermark = result.watermark;
     next.dest_signature = result.dest_signature;

@@ -72,12 +72,13 @@ void check_slot_name(const std::string &name) {
                                       name));
 }
 
-Slot create_logical_slot(Connection &replication, const std::string &name) {
+Slot create_logical_slot(Connection &replication, const std::string &name, bool temporary) {
     check_slot_name(name);
     // The pre-15 spelling, which every supported server still takes.
-    auto res = replication.exec(
-        fmt::format("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT", name),
-        Expect::one_row);
+    auto res = replication.exec(fmt::format("CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput "
+                                            "EXPORT_SNAPSHOT",
+                                            name, temporary ? " TEMPORARY" : ""),
+                                Expect::one_row);
     return Slot{std::string(res.text(0, 0)), Lsn::parse(res.text(0, 1)),
                 std::string(res.text(0, 2))};
 }

@@ -36,7 +36,9 @@ struct Slot {
 void check_slot_name(const std::string &name);
 
 // CREATE_REPLICATION_SLOT … LOGICAL pgoutput EXPORT_SNAPSHOT on a replication session.
-Slot create_logical_slot(Connection &replication, const std::string &name);
+// A temporary slot is dropped by the server when the session ends: the cdc mode takes
+// one for the snapshot and position of a table loaded after the stream began.
+Slot create_logical_slot(Connection &replication, const std::string &name, bool temporary = false);
 // DROP_REPLICATION_SLOT … WAIT: waits for a session still streaming from it to end.
 void drop_slot(Connection &replication, const std::string &name);
 

@@ -27,6 +27,12 @@ Snapshot::Snapshot(Connection &src) : conn_(src) {
     tx_.emplace(conn_, begin_repeatable_read);
 }
 
+Snapshot::Snapshot(Connection &src, const std::string &import_id)
+    : conn_(src), exported_(import_id) {
+    tx_.emplace(conn_, begin_repeatable_read);
+    conn_.exec(fmt::format("SET TRANSACTION SNAPSHOT {}", conn_.quote_literal(import_id)));
+}
+
 void Snapshot::lock(const std::string &qualified_table) {
     conn_.exec(fmt::format("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", qualified_table));
 }

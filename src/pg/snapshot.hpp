@@ -19,6 +19,9 @@ namespace pgincr::pg {
 class Snapshot {
   public:
     explicit Snapshot(Connection &src);
+    // A snapshot exported elsewhere (a replication slot's, for the cdc mode), imported
+    // with SET TRANSACTION SNAPSHOT; exported() then gives that same id.
+    Snapshot(Connection &src, const std::string &import_id);
     ~Snapshot() = default; // the transaction rolls back if still open
     Snapshot(const Snapshot &) = delete;
     Snapshot &operator=(const Snapshot &) = delete;

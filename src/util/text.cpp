@@ -16,4 +16,20 @@ std::string fill(std::string_view tmpl,
     return s;
 }
 
+std::string array_literal(const std::vector<std::string> &items) {
+    std::string out = "{";
+    for (const auto &item : items) {
+        if (out.size() > 1)
+            out += ',';
+        out += '"';
+        for (char c : item) {
+            if (c == '"' || c == '\\')
+                out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
 } // namespace pgincr::text

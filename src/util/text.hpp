@@ -15,4 +15,7 @@ std::string replace_all(std::string s, std::string_view from, const std::string 
 std::string fill(std::string_view tmpl,
                  const std::vector<std::pair<std::string, std::string>> &values);
 
+// A text[] literal, {"a","b\"c"}, to pass `items` as one parameter ($1::text[]).
+std::string array_literal(const std::vector<std::string> &items);
+
 } // namespace pgincr::text

@@ -147,6 +147,24 @@ TestDatabases::~TestDatabases() {
     try {
         for (auto side : {pg::Side::source, pg::Side::dest}) {
             auto conn = admin(side);
+            // A logical slot keeps its database from being dropped (and WAL from being
+            // removed): a cdc test that failed before its teardown leaves one.
+            conn->exec("SELECT pg_catalog.pg_terminate_backend(active_pid) FROM "
+                       "pg_catalog.pg_replication_slots WHERE database = $1 AND active_pid IS "
+                       "NOT NULL",
+                       {name_}, pg::Expect::rows);
+            for (int i = 0; i < 50; ++i) {
+                auto left = conn->exec("SELECT count(pg_catalog.pg_drop_replication_slot("
+                                       "slot_name)) FROM pg_catalog.pg_replication_slots WHERE "
+                                       "database = $1 AND NOT active",
+                                       {name_}, pg::Expect::value);
+                if (scalar(*conn, fmt::format("SELECT count(*) FROM pg_replication_slots WHERE "
+                                              "database = {}",
+                                              conn->quote_literal(name_))) == "0")
+                    break;
+                (void)left;
+                conn->exec("SELECT pg_catalog.pg_sleep(0.1)");
+            }
             conn->exec(
                 fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn->quote_ident(name_)));
         }
