@@ -1,5 +1,7 @@
 #include "commands/check.hpp"
 
+#include "cdc/publication.hpp"
+#include "cdc/source_setup.hpp"
 #include "config.hpp"
 #include "dest/ownership.hpp"
 #include "modes/full_load.hpp"
@@ -8,9 +10,11 @@
 #include "source/watermark.hpp"
 #include "state.hpp"
 #include "util/error.hpp"
+#include "util/text.hpp"
 #include "webhook.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <iostream>
 #include <memory>
 
@@ -54,6 +58,96 @@ std::string next_action(const table_sync::Plan &p, const std::optional<state::Ta
     default:
         return "skipped";
     }
+}
+
+// The source's side of the cdc mode: logical decoding, the role, the slot and the
+// publication. False when a cdc table cannot sync.
+bool check_cdc(pg::Connection &src, const config::Settings &settings,
+               const std::vector<config::Table> &tables) {
+    bool ok = true;
+    try {
+        for (const auto &p : cdc::source_problems(src, settings.source.user)) {
+            say("cdc: ERROR " + p);
+            ok = false;
+        }
+        if (auto w = cdc::unbounded_slot_warning(src))
+            say("cdc: WARNING " + *w);
+        auto slot = cdc::slot_status(src, settings.slot);
+        if (!slot.exists)
+            say(fmt::format("cdc: replication slot \"{}\" does not exist yet; the first sync "
+                            "creates it",
+                            settings.slot));
+        else if (slot.lost()) {
+            say(fmt::format("cdc: ERROR replication slot \"{}\" was invalidated (wal_status "
+                            "lost); run `pgincr reset` for the cdc tables, then sync: they are "
+                            "reloaded under a new slot",
+                            settings.slot));
+            ok = false;
+        } else
+            say(fmt::format("cdc: replication slot \"{}\" ok, wal_status {}, retains {} bytes",
+                            settings.slot, slot.wal_status.value_or("?"),
+                            slot.retained_bytes.value_or(0)));
+
+        std::vector<cdc::SourceName> wanted;
+        for (const auto &t : tables)
+            if (t.mode == config::Mode::cdc)
+                wanted.emplace_back(settings.source_schema, t.name);
+        auto pub = cdc::read_publication(src, settings.publication);
+        std::string qpub = src.quote_ident(settings.publication);
+        // CREATE PUBLICATION ... FOR TABLE needs CREATE on the database and each table's
+        // ownership.
+        auto may = src.exec(
+            "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') "
+            "AND coalesce(pg_catalog.bool_and(pg_catalog.pg_has_role(c.relowner, 'USAGE')), "
+            "true) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY ($2::text[])",
+            {settings.source_schema, text::array_literal([&] {
+                 std::vector<std::string> names;
+                 for (const auto &w : wanted)
+                     names.push_back(w.second);
+                 return names;
+             }())},
+            pg::Expect::value);
+        bool may_change = may.boolean(0, 0);
+        std::vector<cdc::SourceName> missing;
+        for (const auto &w : wanted)
+            if (!pub.carries(w))
+                missing.push_back(w);
+        if (!pub.exists) {
+            if (may_change)
+                say(fmt::format("cdc: publication {} does not exist yet; the first sync creates "
+                                "it",
+                                qpub));
+            else {
+                say(fmt::format("cdc: ERROR role \"{}\" may not create publication {}; ask a "
+                                "DBA to run on the source: {}",
+                                settings.source.user, qpub,
+                                cdc::create_publication_sql(src, settings.publication, wanted)));
+                ok = false;
+            }
+        } else if (!missing.empty()) {
+            std::vector<std::string> names;
+            for (const auto &m : missing)
+                names.push_back(src.qualified(m.first, m.second));
+            std::string sql =
+                fmt::format("ALTER PUBLICATION {} ADD TABLE {};", qpub, fmt::join(names, ", "));
+            if (pub.ours && may_change)
+                say(fmt::format("cdc: publication {} lacks {}; the next sync adds it", qpub,
+                                fmt::join(names, ", ")));
+            else {
+                say(fmt::format("cdc: ERROR publication {} lacks {}; run on the source: {}", qpub,
+                                fmt::join(names, ", "), sql));
+                ok = false;
+            }
+        } else {
+            say(fmt::format("cdc: publication {} ok{}", qpub,
+                            pub.ours ? "" : " (not created by pgincr: kept as it is)"));
+        }
+    } catch (const std::exception &e) {
+        say(fmt::format("cdc: ERROR {}", e.what()));
+        ok = false;
+    }
+    return ok;
 }
 
 } // namespace
@@ -114,6 +208,9 @@ int check(const cli::Options &o) {
                         settings.dest_schema));
     }
 
+    if (config::any_cdc(tables) && !check_cdc(*src, settings, tables))
+        blocked = true;
+
     for (const auto &cfg : tables) {
         std::string label = cfg.destination == cfg.name
                                 ? cfg.name
@@ -154,10 +251,23 @@ int check(const cli::Options &o) {
                     "role \"{}\" can write to this table; pgincr never writes to the source, but "
                     "a read-only role is safer",
                     settings.source.user));
+            if (cfg.mode == config::Mode::cdc && table.errors.empty()) {
+                auto why = cdc::replica_identity_problem(*src, settings.source_schema, cfg.name,
+                                                         table.unique_cols);
+                if (!why.empty())
+                    table.errors.push_back(why);
+            }
             if (!table.errors.empty()) {
                 blocked = true;
                 for (const auto &e : table.errors)
                     say(fmt::format("{}: ERROR {}", label, e));
+            } else if (cfg.mode == config::Mode::cdc) {
+                auto saved = table_sync::load_saved(*dst, settings, cfg, store);
+                say(fmt::format("{}: ok, next sync: {}", label,
+                                !saved ? "initial load under the slot's snapshot"
+                                : saved->lsn && !saved->reset_requested
+                                    ? "streams changes from position " + *saved->lsn
+                                    : "reload under a new snapshot, then streams"));
             } else {
                 auto saved = table_sync::load_saved(*dst, settings, cfg, store);
                 auto p = table_sync::plan(*dst, settings, cfg, table, store, saved);

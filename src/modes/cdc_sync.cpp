@@ -9,6 +9,7 @@
 #include "pg/replication.hpp"
 #include "pg/snapshot.hpp"
 #include "source/catalog.hpp"
+#include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <thread>
 #include <unistd.h>
 
 namespace pgincr::cdc_sync {
@@ -330,6 +332,7 @@ class Run {
         bool create = !after_stream && !(slot_.exists && !slot_.lost());
         pg::Connection repl(replication_info(settings_));
         if (create && slot_.exists) {
+            wait_until_free();
             log::warn("", "dropping invalidated replication slot \"{}\" to replace it",
                       settings_.slot);
             pg::drop_slot(repl, settings_.slot);
@@ -382,6 +385,7 @@ class Run {
                 streaming.push_back(&e);
         if (streaming.empty() || signals::interrupted())
             return;
+        fault::point("cdc-before-drain");
         pg::Lsn start = *streaming.front()->lsn;
         for (auto *e : streaming)
             start = std::min(start, *e->lsn);
@@ -429,6 +433,7 @@ class Run {
         cdc::DrainOptions options;
         options.until = until;
         options.stop = [] { return signals::interrupted(); };
+        wait_until_free();
         pg::Connection repl(replication_info(settings_));
         pg::LogicalStream stream(repl, settings_.slot, start, {settings_.publication});
         cdc::DrainResult res;
@@ -456,6 +461,19 @@ class Run {
                   "slot \"{}\": {} transaction(s), {} change(s) applied in {} batch(es), up "
                   "to {}",
                   settings_.slot, res.transactions, res.changes, res.batches, res.applied.str());
+    }
+
+    // A run killed a moment ago leaves its walsender holding the slot until the server
+    // notices the closed socket: wait for that briefly rather than fail.
+    void wait_until_free() {
+        for (int i = 0; i < 150; ++i) {
+            if (!cdc::slot_status(s_.src, settings_.slot).active)
+                return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        throw Error(fmt::format("replication slot \"{}\" is in use by another session; is "
+                                "another pgincr streaming with the same PGINCR_SLOT?",
+                                settings_.slot));
     }
 
     // Tables whose columns changed in the stream: loaded again now, under a new

@@ -1,6 +1,7 @@
 // Servers set up the way real ones are: another encoding, role settings, a source
 // session that dies, a TRUNCATE racing the snapshot, a hot-standby source, TLS on one
 // side only, a destination restart under the run lock.
+#include "support/pause.hpp"
 #include "support/pipeline.hpp"
 
 #include <chrono>
@@ -27,35 +28,6 @@ void seed_orders(pg::Connection &src, int rows) {
                          "generate_series(1, {}) g",
                          rows));
 }
-
-// A PGINCR_PAUSE point: pgincr stops there until the test says go. Declared after the
-// std::future of the run, so that its destructor lets a paused run finish first.
-class Pause {
-  public:
-    Pause(const WorkDir &dir, std::string point)
-        : dir_(dir.path() / "pause"), point_(std::move(point)) {
-        std::filesystem::create_directories(dir_);
-    }
-    ~Pause() { go(); }
-    std::map<std::string, std::string> env(std::map<std::string, std::string> more = {}) const {
-        more["PGINCR_PAUSE"] = point_;
-        more["PGINCR_PAUSE_DIR"] = dir_.string();
-        return more;
-    }
-    bool reached() const {
-        for (int i = 0; i < 3000; ++i) {
-            if (std::filesystem::exists(dir_ / (point_ + ".reached")))
-                return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        return false;
-    }
-    void go() const { std::ofstream(dir_ / (point_ + ".go")).put('\n'); }
-
-  private:
-    std::filesystem::path dir_;
-    std::string point_;
-};
 
 // Polls `sql` (one boolean) until it is true, for at most 30 s.
 bool eventually(pg::Connection &conn, const std::string &sql) {
