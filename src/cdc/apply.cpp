@@ -165,7 +165,7 @@ std::int64_t TableApply::finish() {
     flush_copy();
     if (staged_ == 0)
         return 0;
-    dst_.exec(fmt::format("ANALYZE {}", staging_));
+    run(fmt::format("ANALYZE {}", staging_));
     std::vector<std::string> key, match, values, sets;
     for (auto k : shape_.key) {
         key.push_back(shape_.columns[k]);
@@ -205,12 +205,19 @@ std::int64_t TableApply::finish() {
                              : fmt::format("UPDATE SET {}", fmt::join(sets, ", "))}};
     // Upserts first: a row that moved to a new key reads its unchanged values from the
     // old key's row, which the deletes then remove.
-    auto upserted = dst_.exec(text::fill(sql::cdc_upsert, v)).affected_rows();
-    auto deleted = dst_.exec(text::fill(sql::cdc_delete, v)).affected_rows();
+    auto upserted = run(text::fill(sql::cdc_upsert, v));
+    auto deleted = run(text::fill(sql::cdc_delete, v));
     dst_.exec(fmt::format("TRUNCATE {}", staging_));
     staged_ = 0;
     moved_into_.clear();
     return deleted + upserted;
+}
+
+std::int64_t TableApply::run(const std::string &sql) {
+    if (!keepalive_)
+        return dst_.exec(sql).affected_rows();
+    return dst_.exec_while(sql, pg::Expect::command, keepalive_, std::chrono::milliseconds(500))
+        .affected_rows();
 }
 
 } // namespace pgincr::cdc

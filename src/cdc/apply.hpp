@@ -12,6 +12,7 @@
 #include "pg/copy.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -48,10 +49,13 @@ class TableApply {
     // Applies everything staged; returns the rows deleted plus the rows upserted.
     std::int64_t finish();
     const TableShape &shape() const { return shape_; }
+    // Called about every half second while a long statement of the apply runs.
+    void set_keepalive(std::function<void()> keepalive) { keepalive_ = std::move(keepalive); }
 
   private:
     void stage(char op, const Tuple &row, const Tuple *from = nullptr);
     void flush_copy();
+    std::int64_t run(const std::string &sql);
     pg::Connection &dst_;
     TableShape shape_;
     std::string staging_;
@@ -59,6 +63,7 @@ class TableApply {
     std::int64_t seq_ = 0;
     std::int64_t staged_ = 0;
     std::set<std::string> moved_into_; // keys rows moved to in this batch (rare)
+    std::function<void()> keepalive_;
 };
 
 } // namespace pgincr::cdc

@@ -51,8 +51,10 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
             fault::point("cdc-batch-started");
         }
         auto &a = applies[relid];
-        if (!a)
+        if (!a) {
             a = std::make_unique<TableApply>(dst, it->second->shape);
+            a->set_keepalive([&stream] { stream.keep_alive(); });
+        }
         return a.get();
     };
     // Ends the batch: applies it, saves the position in the same transaction, commits,

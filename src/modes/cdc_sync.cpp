@@ -385,6 +385,9 @@ class Run {
                 streaming.push_back(&e);
         if (streaming.empty() || signals::interrupted())
             return;
+        for (auto *e : streaming)
+            if (e->r.mode == SyncMode::skipped)
+                e->r.mode = SyncMode::cdc;
         fault::point("cdc-before-drain");
         pg::Lsn start = *streaming.front()->lsn;
         for (auto *e : streaming)
@@ -451,8 +454,6 @@ class Run {
         for (auto *e : streaming) {
             if (e->stale)
                 continue;
-            if (e->r.mode == SyncMode::skipped)
-                e->r.mode = SyncMode::cdc;
             e->r.rows_merged +=
                 res.changes_by_target[s_.dst.qualified(settings_.dest_schema, e->cfg->destination)];
             e->lsn = std::max(*e->lsn, res.applied);

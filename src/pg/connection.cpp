@@ -5,7 +5,9 @@
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <cerrno>
 #include <cstring>
+#include <poll.h>
 #include <fmt/format.h>
 
 namespace pgincr::pg {
@@ -175,6 +177,25 @@ void Connection::send(std::string_view sql, const Params &params) {
                                                   values.data(), nullptr, nullptr, 0);
     if (!sent)
         throw_error(statement);
+}
+
+Result Connection::exec_while(std::string_view sql, Expect expect,
+                              const std::function<void()> &idle,
+                              std::chrono::milliseconds every) {
+    send(sql, {});
+    for (;;) {
+        if (!PQconsumeInput(conn_.get()))
+            throw_error(sql);
+        if (!PQisBusy(conn_.get()))
+            break;
+        pollfd pfd{PQsocket(conn_.get()), POLLIN, 0};
+        int n = ::poll(&pfd, 1, static_cast<int>(every.count()));
+        if (n == 0 && idle)
+            idle();
+        else if (n < 0 && errno != EINTR)
+            throw_error(sql);
+    }
+    return receive(sql, expect);
 }
 
 Result Connection::receive(std::string_view statement, Expect expect) {

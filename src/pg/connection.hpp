@@ -7,7 +7,9 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,6 +94,10 @@ class Connection {
 
     Result exec(std::string_view sql, Expect expect = Expect::command);
     Result exec(std::string_view sql, const Params &params, Expect expect);
+    // exec() of one long statement, calling `idle` every `every` while the server works
+    // (the cdc mode keeps its replication stream alive through a long apply).
+    Result exec_while(std::string_view sql, Expect expect, const std::function<void()> &idle,
+                      std::chrono::milliseconds every);
     // exec() in two halves, so that two servers can work at once (exec_both).
     void send(std::string_view sql, const Params &params);
     Result receive(std::string_view statement, Expect expect);

@@ -187,6 +187,11 @@ void LogicalStream::confirm(Lsn applied) {
     send_status(false);
 }
 
+void LogicalStream::keep_alive() {
+    if (std::chrono::steady_clock::now() - last_status_ >= std::chrono::seconds(1))
+        send_status(false);
+}
+
 void LogicalStream::send_status(bool reply_requested) {
     std::string msg = "r";
     put64(msg, received_.value);

@@ -61,6 +61,9 @@ class LogicalStream {
     // Everything up to `applied` is committed in the destination: reported to the
     // server as flushed and applied, so the slot may release the WAL before it.
     void confirm(Lsn applied);
+    // A status update when none went out for a second: called while the destination
+    // works on a long batch, so that wal_sender_timeout does not end the session.
+    void keep_alive();
     // Asks the server for a keepalive now: how far it has read (server_end()) when it
     // has nothing to send.
     void ping() { send_status(true); }

@@ -49,3 +49,37 @@ TEST_CASE("memory: a 200 MB table loads by COPY and by pg_dump and merges with a
     CHECK(peak > 0);
     CHECK(peak < 64 * 1024); // a fraction of the 200 MB that went through
 }
+
+TEST_CASE("memory: a 1,000,000-row source transaction streams in cdc mode with a flat footprint, "
+          "and the stream stays alive through its long apply") {
+    std::string slot = "pgincr_t_memory_cdc";
+    SlotCleanup cleanup{slot};
+    Pipeline p("memory_cdc", "public", "replica", "PGINCR_SLOT=" + slot + "\n");
+    p.src().exec("CREATE TABLE big (id int PRIMARY KEY, v int, note text)");
+    p.tables(R"([{"name": "big", "mode": "cdc"}])");
+    REQUIRE_SYNC(p, 0);
+    p.src().exec("INSERT INTO big SELECT g, g, md5(g::text) FROM generate_series(1, 1000000) g");
+
+    // The apply of one million rows takes longer than this: only status updates sent
+    // while it runs keep the server from ending the session.
+    auto admin_conn = admin(pg::Side::source);
+    struct Restore {
+        pg::Connection &conn;
+        ~Restore() {
+            conn.exec("ALTER SYSTEM RESET wal_sender_timeout");
+            conn.exec("SELECT pg_reload_conf()");
+        }
+    } restore{*admin_conn};
+    admin_conn->exec("ALTER SYSTEM SET wal_sender_timeout = '2s'");
+    admin_conn->exec("SELECT pg_reload_conf()");
+
+    auto r = p.sync();
+    INFO(r.all());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.all().find("1000000 changes applied") != std::string::npos);
+    CHECK(p.equal("big"));
+    long peak = peak_child_rss_kib();
+    MESSAGE("peak RSS of pgincr streaming a 1,000,000-row transaction: ", peak, " KiB");
+    CHECK(peak < 64 * 1024);
+    p.src().exec("DROP PUBLICATION IF EXISTS " + slot);
+}
