@@ -12,6 +12,28 @@ namespace pgincr::cdc {
 
 namespace {
 
+// Errors that come from one table's rows or definition in the destination, as opposed
+// to the session or the server (connection, shutdown, resources, conflicts).
+bool table_specific(const pg::PgError &e) {
+    if (e.side() != pg::Side::dest || e.sqlstate().size() != 5)
+        return false;
+    auto cls = e.sqlstate().substr(0, 2);
+    return cls == "22" || cls == "23" || cls == "42" || cls == "44" || cls == "P0" || cls == "27" ||
+           cls == "2B";
+}
+
+// Runs one apply step, blaming `target` for what only its rows can cause.
+template <typename F> auto on_table(const TableApply &a, F &&f) {
+    try {
+        return f();
+    } catch (const pg::PgError &e) {
+        if (!table_specific(e))
+            throw;
+        throw ApplyError(a.shape().target,
+                         fmt::format("applying the changes of {}: {}", a.shape().target, e.what()));
+    }
+}
+
 bool same_shape(const TableShape &a, const TableShape &b) {
     return a.target == b.target && a.columns == b.columns && a.types == b.types && a.key == b.key;
 }
@@ -21,7 +43,8 @@ bool same_shape(const TableShape &a, const TableShape &b) {
 DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve &resolve,
                   const SaveProgress &save, const DrainOptions &options) {
     using clock = std::chrono::steady_clock;
-    DrainResult r;
+    DrainResult local;
+    DrainResult &r = options.progress ? *options.progress : local;
     r.applied = stream.received();
     pg::Lsn last_commit = r.applied;
     std::unordered_map<std::uint32_t, std::optional<Route>> routes;
@@ -62,7 +85,7 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     auto commit_batch = [&] {
         if (tx) {
             for (auto &[_, a] : applies)
-                count(*a, a->finish());
+                count(*a, on_table(*a, [&] { return a->finish(); }));
             applies.clear();
             save(dst, last_commit);
             tx->commit();
@@ -129,29 +152,29 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
             if (it != applies.end() && (!route || !same_shape(route->shape, it->second->shape()))) {
                 // The table changed in the middle of a batch: what was staged under the
                 // old columns is applied first, in the same transaction, in order.
-                count(*it->second, it->second->finish());
+                count(*it->second, on_table(*it->second, [&] { return it->second->finish(); }));
                 applies.erase(it);
             }
             routes[rel->id] = std::move(route);
         } else if (auto *i = std::get_if<Insert>(&m)) {
             if (auto *a = apply_for(i->relation)) {
-                a->add(*i);
+                on_table(*a, [&] { a->add(*i); });
                 ++batch_changes;
             }
         } else if (auto *u = std::get_if<Update>(&m)) {
             if (auto *a = apply_for(u->relation)) {
-                a->add(*u);
+                on_table(*a, [&] { a->add(*u); });
                 ++batch_changes;
             }
         } else if (auto *d = std::get_if<Delete>(&m)) {
             if (auto *a = apply_for(d->relation)) {
-                a->add(*d);
+                on_table(*a, [&] { a->add(*d); });
                 ++batch_changes;
             }
         } else if (auto *t = std::get_if<Truncate>(&m)) {
             for (auto relid : t->relations)
                 if (auto *a = apply_for(relid))
-                    a->truncate();
+                    on_table(*a, [&] { a->truncate(); });
         }
     }
 }

@@ -9,6 +9,7 @@
 #include "cdc/pgoutput.hpp"
 #include "pg/connection.hpp"
 #include "pg/replication.hpp"
+#include "util/error.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -27,6 +28,9 @@ struct DrainOptions {
     // Asked between source transactions: true ends the drain there (a signal), with
     // what was read so far applied and confirmed.
     std::function<bool()> stop;
+    // Where the counts go as batches commit (they survive a drain that fails later);
+    // nullptr: only in the returned result.
+    struct DrainResult *progress = nullptr;
 };
 
 struct DrainResult {
@@ -35,6 +39,18 @@ struct DrainResult {
     std::int64_t changes = 0;      // rows inserted, updated or deleted in the destination
     std::int64_t batches = 0;      // destination transactions
     std::map<std::string, std::int64_t> changes_by_target; // TableShape::target -> changes
+};
+
+// A change that the destination refused for one table (a data or constraint error, not
+// a lost connection): the batch rolled back, and the caller may go on without the table.
+class ApplyError : public Error {
+  public:
+    ApplyError(std::string target, const std::string &what)
+        : Error(what), target_(std::move(target)) {}
+    const std::string &target() const { return target_; }
+
+  private:
+    std::string target_;
 };
 
 // Where a source table's changes go.

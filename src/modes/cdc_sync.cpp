@@ -289,11 +289,13 @@ class Run {
                                              "table is reloaded under a new slot",
                                              settings_.slot, *e.saved->lsn, e.cfg->destination));
                 } else if (auto at = pg::Lsn::parse(*e.saved->lsn); confirmed && at < *confirmed) {
-                    // Only a reload cut short after a column change leaves a table behind
-                    // the slot: its rows lack changes the slot no longer has.
+                    // The stream went on without this table (its columns changed, or the
+                    // destination refused its changes): its rows lack changes the slot no
+                    // longer has.
                     e.load_mode = SyncMode::reset;
-                    e.load_reason = fmt::format("its position {} is behind the slot's ({}), "
-                                                "after an interrupted reload",
+                    e.load_reason = fmt::format("its position {} is behind the slot's ({}): "
+                                                "the stream went on without it after an "
+                                                "earlier failure",
                                                 at.str(), confirmed->str());
                 } else {
                     e.lsn = at;
@@ -407,7 +409,7 @@ class Run {
         };
         cdc::Resolve resolve = [&](const cdc::Relation &rel) -> std::optional<cdc::Route> {
             Entry *e = find(rel);
-            if (!e || e->stale)
+            if (!e || e->stale || e->failed())
                 return std::nullopt;
             if (auto why = column_change(e->columns, rel); !why.empty()) {
                 e->stale = true;
@@ -423,7 +425,7 @@ class Run {
         cdc::SaveProgress save = [&](pg::Connection &dst, pg::Lsn applied) {
             std::vector<std::string> live;
             for (auto *e : streaming)
-                if (!e->stale)
+                if (!e->stale && !e->failed())
                     live.push_back(e->cfg->destination);
             dst.exec(fmt::format("UPDATE {} SET lsn = $1::pg_catalog.pg_lsn, updated_at = "
                                  "pg_catalog.now() WHERE destination = ANY ($2::text[]) AND "
@@ -436,23 +438,44 @@ class Run {
         cdc::DrainOptions options;
         options.until = until;
         options.stop = [] { return signals::interrupted(); };
-        wait_until_free();
-        pg::Connection repl(replication_info(settings_));
-        pg::LogicalStream stream(repl, settings_.slot, start, {settings_.publication});
         cdc::DrainResult res;
-        try {
-            res = cdc::drain(stream, s_.dst, resolve, save, options);
-            stream.finish();
-        } catch (const lock::LockLostError &) {
-            throw;
-        } catch (const std::exception &ex) {
-            for (auto *e : streaming)
-                e->fail(fmt::format("streaming from slot \"{}\": {}", settings_.slot, ex.what()));
-            return;
+        options.progress = &res;
+        // A table whose changes the destination refuses drops out, and the stream goes
+        // on without it from what committed: the other tables are not held back.
+        for (;;) {
+            try {
+                wait_until_free();
+                pg::Connection repl(replication_info(settings_));
+                pg::LogicalStream stream(repl, settings_.slot, start, {settings_.publication});
+                cdc::drain(stream, s_.dst, resolve, save, options);
+                stream.finish();
+                break;
+            } catch (const lock::LockLostError &) {
+                throw;
+            } catch (const cdc::ApplyError &ex) {
+                auto it = std::find_if(streaming.begin(), streaming.end(), [&](Entry *e) {
+                    return !e->failed() && s_.dst.qualified(settings_.dest_schema,
+                                                            e->cfg->destination) == ex.target();
+                });
+                if (it == streaming.end()) {
+                    fail_streaming(streaming, ex.what());
+                    return;
+                }
+                (*it)->fail(fmt::format("{}; the other cdc tables go on, and the next sync "
+                                        "reloads this one",
+                                        ex.what()));
+                log::error((*it)->cfg->destination, "{}", (*it)->r.error);
+                if (std::none_of(streaming.begin(), streaming.end(),
+                                 [](Entry *e) { return !e->failed(); }))
+                    return;
+            } catch (const std::exception &ex) {
+                fail_streaming(streaming, ex.what());
+                return;
+            }
         }
         drained_at_ = read_at;
         for (auto *e : streaming) {
-            if (e->stale)
+            if (e->stale || e->failed())
                 continue;
             e->r.rows_merged +=
                 res.changes_by_target[s_.dst.qualified(settings_.dest_schema, e->cfg->destination)];
@@ -462,6 +485,12 @@ class Run {
                   "slot \"{}\": {} transaction(s), {} change(s) applied in {} batch(es), up "
                   "to {}",
                   settings_.slot, res.transactions, res.changes, res.batches, res.applied.str());
+    }
+
+    void fail_streaming(const std::vector<Entry *> &streaming, const std::string &why) {
+        for (auto *e : streaming)
+            if (!e->failed())
+                e->fail(fmt::format("streaming from slot \"{}\": {}", settings_.slot, why));
     }
 
     // A run killed a moment ago leaves its walsender holding the slot until the server

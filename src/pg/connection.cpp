@@ -4,11 +4,11 @@
 
 #include <array>
 #include <atomic>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
-#include <poll.h>
 #include <fmt/format.h>
+#include <poll.h>
 
 namespace pgincr::pg {
 
@@ -180,8 +180,7 @@ void Connection::send(std::string_view sql, const Params &params) {
 }
 
 Result Connection::exec_while(std::string_view sql, Expect expect,
-                              const std::function<void()> &idle,
-                              std::chrono::milliseconds every) {
+                              const std::function<void()> &idle, std::chrono::milliseconds every) {
     send(sql, {});
     for (;;) {
         if (!PQconsumeInput(conn_.get()))

@@ -435,3 +435,39 @@ TEST_CASE("cdc: a slot invalidated by max_slot_wal_keep_size is reported as such
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("t"));
 }
+
+TEST_CASE("cdc: a table whose changes the destination refuses fails alone: the others stream "
+          "on, and the next sync reloads it") {
+    CdcPipeline c("cdc_refused");
+    auto &p = c.p;
+    create_three(p, 200);
+    p.tables(three_tables);
+    REQUIRE_SYNC(p, 0);
+    // A user's trigger on the destination table refuses one value.
+    p.dst().exec("CREATE FUNCTION replica.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 "IF NEW.note = 'poison' THEN RAISE EXCEPTION 'refused by a trigger'; END IF; "
+                 "RETURN NEW; END $$");
+    p.dst().exec("CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON replica.codes FOR EACH ROW "
+                 "EXECUTE FUNCTION replica.refuse()");
+    for (int i = 0; i < 20; ++i) {
+        p.src().exec(fmt::format("UPDATE orders SET note = 'on {0}' WHERE id = {0}", i + 1));
+        p.src().exec(fmt::format("DELETE FROM pairs WHERE n = {}", i + 1));
+    }
+    p.src().exec("UPDATE codes SET note = 'poison' WHERE code = 'c1'");
+    p.src().exec("UPDATE orders SET note = 'after the poison' WHERE id = 100");
+    auto r = p.sync();
+    INFO(r.all());
+    CHECK(r.exit_code == 1);
+    CHECK(r.all().find("refused by a trigger") != std::string::npos);
+    CHECK(r.all().find("the next sync reloads this one") != std::string::npos);
+    CHECK(p.equal("orders"));
+    CHECK(p.equal("pairs"));
+    CHECK_FALSE(p.equal("codes"));
+
+    p.dst().exec("DROP TRIGGER refuse ON replica.codes");
+    auto again = p.sync();
+    INFO(again.all());
+    CHECK(again.exit_code == 0);
+    CHECK(again.all().find("[codes] reset load") != std::string::npos);
+    CHECK(all_equal(p));
+}
