@@ -365,6 +365,7 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
     std::vector<Table> tables;
     std::set<std::string> destinations;
     std::set<std::string> stagings;
+    std::set<std::string> streamed; // source tables of cdc entries
     int entry = 0;
     for (const auto &item : doc) {
         ++entry;
@@ -531,6 +532,12 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
             if (item.contains("lookback_seconds"))
                 throw fail("lookback_seconds", "a cdc entry reads no cursor, so it has no "
                                                "window to re-read; remove \"lookback_seconds\"");
+            // One stream routes each source table's changes to one destination table.
+            if (!streamed.insert(t.name).second)
+                throw fail("name", fmt::format("source table \"{}\" is already streamed by an "
+                                               "earlier cdc entry; one cdc entry per source "
+                                               "table",
+                                               t.name));
         }
         if (!destinations.insert(t.destination).second)
             throw ConfigError(fmt::format(

@@ -185,8 +185,8 @@ TEST_CASE("tables-config: bad input names the file - the entry and the key") {
         "entry 2 (\"o\"): destination table \"o\" is already used"));
     CHECK(has(bad(R"({"name": "o"})"), "expected a JSON array"));
     CHECK(has(bad(R"([])"), "empty"));
-    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "cdc"}])"),
-              "key \"mode\": 'cdc' is not one of"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "merge"}])"),
+              "key \"mode\": 'merge' is not one of"));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lookback_seconds": -1}])"),
               "key \"lookback_seconds\""));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "indexes": "some"}])"),
@@ -308,4 +308,50 @@ TEST_CASE("config: SOURCE_PRIMARY_HOST takes the source's database, port, role a
     CHECK_THROWS_WITH_AS(config::load_settings(write_temp("noprimary.env", old_tool_env),
                                                {{"SOURCE_PRIMARY_PORT", "6432"}}),
                          doctest::Contains("SOURCE_PRIMARY_HOST is not"), ConfigError);
+}
+
+TEST_CASE("tables-config: cdc entries need no replication_key, and options that make no sense "
+          "for a stream are refused") {
+    auto t = config::parse_tables(R"([{"name": "o", "mode": "cdc"},
+                                      {"name": "p", "mode": "cdc", "replication_key": "u",
+                                       "unique_cols": ["a", "b"], "destination": "p2"},
+                                      {"name": "q", "replication_key": "u"}])",
+                                  "t.json");
+    REQUIRE(t.size() == 3);
+    CHECK(t[0].mode == config::Mode::cdc);
+    CHECK(t[0].replication_key.empty());
+    CHECK(t[1].replication_key.empty()); // a cursor plays no part in a stream
+    CHECK(t[1].unique_cols == std::vector<std::string>{"a", "b"});
+    CHECK(config::any_cdc(t));
+    CHECK_FALSE(config::any_cdc({t[2]}));
+    // Switching an entry to or from cdc reloads it.
+    CHECK(config::options_signature(t[0]) != config::options_signature(t[2]));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "filter": {"where": "x > 1"}}])"),
+              "key \"filter\": a cdc entry streams every change"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "deletes": "hard"}])"),
+              "key \"deletes\": a cdc entry applies the source's deletes"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "lookback_seconds": 5}])"),
+              "key \"lookback_seconds\": a cdc entry reads no cursor"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc"}, {"name": "o", "mode": "cdc",
+                       "destination": "o2"}])"),
+              "entry 2 (\"o\"): key \"name\": source table \"o\" is already streamed"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "stream"}])"),
+              "incremental-append, full-refresh, cdc"));
+}
+
+TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME unless set") {
+    auto path = write_temp("slot.env", old_tool_env);
+    auto s = config::load_settings(path, {});
+    CHECK(s.slot == "pgincr_app_public");
+    CHECK(s.publication == "pgincr_app_public");
+    auto set = config::load_settings(path, {{"PGINCR_SLOT", "my_slot"},
+                                            {"PGINCR_PUBLICATION", "My Publication"}});
+    CHECK(set.slot == "my_slot");
+    CHECK(set.publication == "My Publication");
+    CHECK(config::default_slot_name("Sales-DB.eu") == "pgincr_sales_db_eu");
+    CHECK(config::default_slot_name(std::string(100, 'x')).size() == 63);
+    CHECK_THROWS_WITH_AS(config::load_settings(path, {{"PGINCR_SLOT", "Bad-Slot"}}),
+                         doctest::Contains("slot.env: PGINCR_SLOT 'Bad-Slot' is not a valid "
+                                           "replication slot name"),
+                         ConfigError);
 }
