@@ -55,6 +55,10 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     std::int64_t batch_changes = 0, batch_xacts = 0;
     auto batch_started = clock::now();
     auto last_message = clock::now();
+    // A keepalive right away: with nothing to send, the server's answer alone tells
+    // that `until` was passed, without waiting for a timeout.
+    stream.ping();
+    auto last_ping = clock::now();
 
     auto count = [&](const TableApply &a, std::int64_t n) {
         r.changes += n;
@@ -109,13 +113,12 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         auto data = stream.next(std::chrono::milliseconds(100));
         if (!data) {
             if (!in_xact) {
-                // Nothing more is arriving now: apply what came, and ask the server how
-                // far it has read; past `until` with nothing sent means nothing is left.
-                commit_batch();
                 if (stream.server_end() >= options.until) {
-                    // Everything before `until` was sent, and none of it committed a
-                    // change of these tables after r.applied.
+                    // The server has sent everything before `until` (a keepalive comes
+                    // after the data it follows): apply what came and stop.
+                    commit_batch();
                     if (r.applied < options.until) {
+                        // None of it committed a change of these tables after r.applied.
                         pg::Transaction idle(dst);
                         save(dst, options.until);
                         idle.commit();
@@ -124,7 +127,16 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
                     }
                     return r;
                 }
-                stream.ping();
+                auto now = clock::now();
+                // Nothing arriving for a while: apply what came, and ask how far the
+                // server has read.
+                if (tx && now - last_message >= std::chrono::milliseconds(100))
+                    commit_batch();
+                if (now - last_message >= std::chrono::milliseconds(20) &&
+                    now - last_ping >= std::chrono::milliseconds(20)) {
+                    stream.ping();
+                    last_ping = now;
+                }
             }
             if (clock::now() - last_message > options.give_up)
                 throw Error(fmt::format(

@@ -165,7 +165,8 @@ std::optional<LogicalStream::Data> LogicalStream::next(std::chrono::milliseconds
             server_end_ = std::max(server_end_, Lsn{get64(buf.data() + 1)});
             if (buf[17])
                 send_status(false);
-            continue;
+            // The caller may be waiting for exactly this (ping(), then server_end()).
+            return std::nullopt;
         }
         if (buf[0] == 'w' && buf.size() >= 25) {
             // XLogData: dataStart, walEnd, sendTime, then the plugin's message.

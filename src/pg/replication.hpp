@@ -55,8 +55,9 @@ class LogicalStream {
         Lsn start;         // of this message's WAL record
         std::string bytes; // one pgoutput message (cdc/pgoutput.hpp)
     };
-    // The next message, or nullopt after `timeout` with none. Keepalives are answered
-    // inside, and a status update goes out at least every `status_interval`.
+    // The next message, or nullopt after `timeout` with none, or at once after a
+    // keepalive (server_end() may have moved). Keepalives are answered inside, and a
+    // status update goes out at least every `status_interval`.
     std::optional<Data> next(std::chrono::milliseconds timeout);
     // Everything up to `applied` is committed in the destination: reported to the
     // server as flushed and applied, so the slot may release the WAL before it.
