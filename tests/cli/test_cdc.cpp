@@ -471,3 +471,35 @@ TEST_CASE("cdc: a table whose changes the destination refuses fails alone: the o
     CHECK(again.all().find("[codes] reset load") != std::string::npos);
     CHECK(all_equal(p));
 }
+
+TEST_CASE("cdc: an entry added later is loaded under a new snapshot and joins the publication "
+          "while the others stream - a removed one leaves it") {
+    CdcPipeline c("cdc_added");
+    auto &p = c.p;
+    create_three(p, 300);
+    p.tables(R"([{"name": "orders", "mode": "cdc"}, {"name": "pairs", "mode": "cdc"}])");
+    REQUIRE_SYNC(p, 0);
+    auto published = [&] {
+        return scalar(p.src(), fmt::format("SELECT string_agg(tablename, ',' ORDER BY tablename) "
+                                           "FROM pg_publication_tables WHERE pubname = '{}'",
+                                           c.slot));
+    };
+    CHECK(published() == "orders,pairs");
+    p.src().exec("UPDATE orders SET note = 'streamed' WHERE id <= 5");
+    p.src().exec("UPDATE codes SET note = 'before it was added' WHERE code = 'c1'");
+    p.tables(three_tables);
+    auto r = p.sync();
+    INFO(r.all());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.all().find("[codes] initial load") != std::string::npos);
+    CHECK(published() == "codes,orders,pairs");
+    CHECK(p.state("orders")->last_sync->mode == "cdc");
+    p.src().exec("UPDATE codes SET note = 'after it was added' WHERE code = 'c2'");
+    REQUIRE_SYNC(p, 0);
+    CHECK(all_equal(p));
+
+    p.tables(R"([{"name": "orders", "mode": "cdc"}, {"name": "codes", "mode": "cdc",
+                  "unique_cols": ["code"]}])");
+    REQUIRE_SYNC(p, 0);
+    CHECK(published() == "codes,orders");
+}

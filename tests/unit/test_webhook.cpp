@@ -239,3 +239,26 @@ TEST_CASE("webhook: retry policy defaults") {
     CHECK(p.first_backoff == std::chrono::seconds(1));
     CHECK(p.budget == std::chrono::seconds(60));
 }
+
+TEST_CASE("webhook: a run with cdc entries carries the slot's report - others carry none") {
+    auto streamed = ok_table("orders", SyncMode::cdc, 0, 12);
+    auto run = run_with({streamed});
+    SlotReport slot;
+    slot.name = "pgincr_app_public";
+    slot.exists = true;
+    slot.wal_status = "reserved";
+    slot.retained_bytes = 1048576;
+    slot.behind_bytes = 0;
+    slot.behind_seconds = 0.5;
+    slot.confirmed_lsn = "0/1A2B3C4";
+    run.slot = slot;
+    const json j = json::parse(webhook::payload(run, "x"));
+    CHECK(j.at("tables")[0].at("mode") == "cdc");
+    CHECK(j.at("slot").at("name") == "pgincr_app_public");
+    CHECK(j.at("slot").at("wal_status") == "reserved");
+    CHECK(j.at("slot").at("retained_bytes") == 1048576);
+    CHECK(j.at("slot").at("behind_bytes") == 0);
+    CHECK(j.at("slot").at("behind_seconds") == 0.5);
+    CHECK(j.at("slot").at("confirmed_lsn") == "0/1A2B3C4");
+    CHECK_FALSE(json::parse(webhook::payload(run_with({streamed}), "x")).contains("slot"));
+}
