@@ -102,7 +102,7 @@ bool check_cdc(pg::Connection &src, const config::Settings &settings,
             "true) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
             "c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY ($2::text[])",
             {settings.source_schema, text::array_literal([&] {
-                 std::vector<std::string> names;
+                 std::vector<std::optional<std::string>> names;
                  for (const auto &w : wanted)
                      names.push_back(w.second);
                  return names;

@@ -50,7 +50,7 @@ int teardown(const cli::Options &o) {
 
     // Without their slot the cdc tables' positions mean nothing: a later sync loads
     // them again under a new one.
-    std::vector<std::string> cdc;
+    std::vector<std::optional<std::string>> cdc;
     state::Store store(o.state_dir);
     for (const auto &t : tables) {
         if (t.mode != config::Mode::cdc)

@@ -772,24 +772,4 @@ std::string describe(const Key &key) {
     return key.size() == 1 ? parts[0] : "(" + join(parts, ", ") + ")";
 }
 
-std::string array_literal(const std::vector<std::optional<std::string>> &values) {
-    std::string out = "{";
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        if (i)
-            out += ',';
-        if (!values[i]) {
-            out += "NULL";
-            continue;
-        }
-        out += '"';
-        for (char c : *values[i]) {
-            if (c == '"' || c == '\\')
-                out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    return out + "}";
-}
-
 } // namespace pgincr::diff

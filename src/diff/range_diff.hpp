@@ -13,6 +13,7 @@
 // differently (text under different collations) can cost time, never a wrong answer.
 // Memory is bounded by the batch sizes, whatever the table's size.
 #include "pg/connection.hpp"
+#include "util/text.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -89,8 +90,7 @@ std::string key_in_for_copy(const Side &side, const std::vector<Key> &keys);
 // "42" or "(7, abc)", for messages.
 std::string describe(const Key &key);
 
-// A PostgreSQL array literal of text values, every element quoted: the value format
-// of a typed array parameter (`$1::int8[]`), never spliced into SQL.
-std::string array_literal(const std::vector<std::optional<std::string>> &values);
+// Typed array parameters (`$1::int8[]`) are passed as text::array_literal().
+using text::array_literal;
 
 } // namespace pgincr::diff

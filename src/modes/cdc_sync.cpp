@@ -423,7 +423,7 @@ class Run {
         };
         std::string progress_table = s_.dst.qualified(settings_.dest_schema, progress::table_name);
         cdc::SaveProgress save = [&](pg::Connection &dst, pg::Lsn applied) {
-            std::vector<std::string> live;
+            std::vector<std::optional<std::string>> live;
             for (auto *e : streaming)
                 if (!e->stale && !e->failed())
                     live.push_back(e->cfg->destination);

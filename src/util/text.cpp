@@ -16,13 +16,17 @@ std::string fill(std::string_view tmpl,
     return s;
 }
 
-std::string array_literal(const std::vector<std::string> &items) {
+std::string array_literal(const std::vector<std::optional<std::string>> &items) {
     std::string out = "{";
-    for (const auto &item : items) {
-        if (out.size() > 1)
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i)
             out += ',';
+        if (!items[i]) {
+            out += "NULL";
+            continue;
+        }
         out += '"';
-        for (char c : item) {
+        for (char c : *items[i]) {
             if (c == '"' || c == '\\')
                 out += '\\';
             out += c;
