@@ -57,6 +57,9 @@ const std::set<std::string> known_keys = {
     "SOURCE_PRIMARY_PASSWORD",
     "PGINCR_SLOT",
     "PGINCR_PUBLICATION",
+    "WEBHOOK_EVENTS",
+    "PGINCR_IN_SYNC_LAG_SECONDS",
+    "PGINCR_WATCH_UNREACHABLE_CYCLES",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
@@ -258,6 +261,18 @@ Settings load_settings(const std::filesystem::path &env_file,
     s.fallback_lookback_seconds =
         parse_int(optional("PGINCR_FALLBACK_LOOKBACK_SECONDS", "900"),
                   "PGINCR_FALLBACK_LOOKBACK_SECONDS", origin, 0, 7 * 24 * 3600);
+    auto events = optional("WEBHOOK_EVENTS", "changes");
+    if (events == "all")
+        s.webhook.events = WebhookEvents::all;
+    else if (events == "failures")
+        s.webhook.events = WebhookEvents::failures;
+    else if (events != "changes")
+        throw ConfigError(fmt::format(
+            "{}: WEBHOOK_EVENTS must be all, changes or failures, got '{}'", origin, events));
+    s.in_sync_lag_seconds = parse_int(optional("PGINCR_IN_SYNC_LAG_SECONDS", "5"),
+                                      "PGINCR_IN_SYNC_LAG_SECONDS", origin, 0, 24 * 3600);
+    s.watch_unreachable_cycles = parse_int(optional("PGINCR_WATCH_UNREACHABLE_CYCLES", "3"),
+                                           "PGINCR_WATCH_UNREACHABLE_CYCLES", origin, 1, 1000000);
     auto via = optional("PGINCR_LOAD_VIA", "copy");
     if (via == "pg_dump")
         s.load_via = LoadVia::pg_dump;

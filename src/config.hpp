@@ -54,11 +54,16 @@ struct Table {
 // this existed still match.
 std::string options_signature(const Table &t);
 
+// Which of `pgincr watch`'s cycles are posted (WEBHOOK_EVENTS); the start, the stop
+// and the unreachable servers always are, and `sync` posts every run.
+enum class WebhookEvents { all, changes, failures };
+
 struct Webhook {
     std::string url; // empty: no webhook
     std::string secret;
     int timeout_seconds = 10;
     int attempts = 3;
+    WebhookEvents events = WebhookEvents::changes; // cycles that changed or failed
 };
 
 struct Settings {
@@ -82,6 +87,12 @@ struct Settings {
     // characters as "_"), one of each per working directory.
     std::string slot;
     std::string publication;
+    // `pgincr watch --until-in-sync`: a table is in sync when its cycle copied nothing
+    // new and its lag is under this (PGINCR_IN_SYNC_LAG_SECONDS).
+    int in_sync_lag_seconds = 5;
+    // `pgincr watch`: cycles in a row that could not reach a server (or take the lock)
+    // before the webhook hears of it (PGINCR_WATCH_UNREACHABLE_CYCLES).
+    int watch_unreachable_cycles = 3;
 };
 
 // "pgincr_" + `pipeline` made a valid slot name: lower-case letters, digits and "_",

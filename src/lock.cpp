@@ -51,29 +51,39 @@ StateDirLock::~StateDirLock() {
 }
 
 RunLock::RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
-                 const std::string &dest_schema)
-    : dir_lock_(state_dir) {
-    conn_ = std::make_unique<pg::Connection>(dest);
-    auto got = conn_->exec("SELECT pg_catalog.pg_try_advisory_lock($1::int4, "
-                           "pg_catalog.hashtext($2))",
-                           {lock_key1, dest_schema}, pg::Expect::value);
+                 const std::string &dest_schema, Take take)
+    : dir_lock_(state_dir), dest_(dest), dest_schema_(dest_schema) {
+    if (take == Take::now)
+        acquire();
+}
+
+bool RunLock::held() const {
+    return conn_ && conn_->ok();
+}
+
+void RunLock::acquire() {
+    conn_.reset();
+    auto conn = std::make_unique<pg::Connection>(dest_);
+    auto got = conn->exec("SELECT pg_catalog.pg_try_advisory_lock($1::int4, "
+                          "pg_catalog.hashtext($2))",
+                          {lock_key1, dest_schema_}, pg::Expect::value);
     if (!got.boolean(0, 0)) {
-        auto holder = conn_->exec(
+        auto holder = conn->exec(
             "SELECT a.pid, coalesce(a.client_hostname, host(a.client_addr), 'local socket'), "
             "a.backend_start::text FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a "
             "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid = "
             "$1::pg_catalog.oid AND l.objsubid = 2 AND l.objid::text::int8 = "
             "(pg_catalog.hashtext($2)::int8 + 4294967296) % 4294967296 LIMIT 1",
-            {lock_key1, dest_schema}, pg::Expect::rows);
+            {lock_key1, dest_schema_}, pg::Expect::rows);
         std::string who_db =
             holder.rows() > 0 ? fmt::format("backend pid {} from {}, connected since {}",
                                             holder.text(0, 0), holder.text(0, 1), holder.text(0, 2))
                               : "holder not visible to this role";
-        conn_.reset();
         throw LockedError(fmt::format("another pgincr run is syncing destination schema \"{}\" on "
                                       "{} ({})",
-                                      dest_schema, dest.describe(), who_db));
+                                      dest_schema_, dest_.describe(), who_db));
     }
+    conn_ = std::move(conn);
 }
 
 void RunLock::ensure_held() {
@@ -88,7 +98,7 @@ void RunLock::ensure_held() {
         "lost the run lock: its destination session on {} is gone (server restart, terminated "
         "backend or network), so another run may have started; stopping. The next run takes "
         "the lock again and goes on from the saved state",
-        conn_ ? conn_->info().describe() : std::string("the destination")));
+        dest_.describe()));
 }
 
 RunLock::~RunLock() {

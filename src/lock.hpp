@@ -31,8 +31,11 @@ class LockLostError : public LockedError {
 
 class RunLock {
   public:
+    // `later`: only the state directory's flock now, the advisory lock at acquire():
+    // a watch holds the directory while it waits for the destination to come up.
+    enum class Take { now, later };
     RunLock(const std::filesystem::path &state_dir, const pg::ConnInfo &dest,
-            const std::string &dest_schema);
+            const std::string &dest_schema, Take take = Take::now);
     ~RunLock();
     RunLock(const RunLock &) = delete;
     RunLock &operator=(const RunLock &) = delete;
@@ -43,8 +46,17 @@ class RunLock {
     // of going on unlocked. One round trip.
     void ensure_held();
 
+    // Whether the advisory lock's session is open (as far as libpq knows).
+    bool held() const;
+    // Takes the advisory lock in a new session: after Take::later, or after the old
+    // session died. Throws LockedError when another run holds it, pg::PgError when the
+    // destination cannot be reached.
+    void acquire();
+
   private:
     StateDirLock dir_lock_;
+    pg::ConnInfo dest_;
+    std::string dest_schema_;
     std::unique_ptr<pg::Connection> conn_;
 };
 

@@ -1,5 +1,8 @@
 #include "summary.hpp"
 
+#include <fmt/format.h>
+#include <random>
+
 namespace pgincr {
 
 const char *sync_mode_name(SyncMode mode) {
@@ -16,6 +19,12 @@ const char *sync_mode_name(SyncMode mode) {
         return "cdc";
     }
     return "?";
+}
+
+std::string new_run_id() {
+    std::random_device rd;
+    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+    return fmt::format("{:016x}", gen());
 }
 
 std::string RunSummary::status() const {

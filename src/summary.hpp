@@ -43,6 +43,9 @@ struct SlotReport {
     std::optional<double> behind_seconds;
 };
 
+// A random 16-hex-digit id for one run (or one watch cycle), as the webhook carries it.
+std::string new_run_id();
+
 struct RunSummary {
     std::string pipeline;
     std::string run_id;
@@ -51,6 +54,9 @@ struct RunSummary {
     std::vector<TableResult> tables;
     std::optional<SlotReport> slot; // when the run has cdc entries
     bool interrupted = false;
+    // `pgincr watch`: the cycle's number (from 1), and how many cycles before it in a row
+    // failed; the webhook's event is then "watch" instead of "sync".
+    std::optional<long> cycle;
 
     // "succeeded" when every table is ok, "failed" when none is, "partial" otherwise.
     std::string status() const;

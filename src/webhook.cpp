@@ -288,11 +288,13 @@ std::string describe_failure(const Attempt &a, const std::string &where, millise
 
 std::string payload(const RunSummary &run, const std::string &version) {
     Json j;
-    j["event"] = "sync";
+    j["event"] = run.cycle ? "watch" : "sync";
     j["pipeline"] = run.pipeline;
     j["status"] = run.status();
     j["message"] = message(run);
     j["run_id"] = run.run_id;
+    if (run.cycle)
+        j["cycle"] = *run.cycle;
     j["started_at"] = timeutil::iso_utc(run.started_at, true);
     j["finished_at"] = timeutil::iso_utc(run.finished_at, true);
     j["duration_ms"] = ms_between(run.started_at, run.finished_at);
@@ -312,6 +314,20 @@ std::string check_payload(const std::string &pipeline, const std::string &versio
     j["event"] = "check";
     j["pipeline"] = pipeline;
     j["message"] = "pgincr check: webhook reachable";
+    j["sent_at"] = timeutil::iso_utc(std::chrono::system_clock::now(), true);
+    j["pgincr_version"] = version;
+    return dump(j);
+}
+
+std::string event_payload(const std::string &event, const std::string &pipeline,
+                          const std::string &message, const Json &fields,
+                          const std::string &version) {
+    Json j;
+    j["event"] = event;
+    j["pipeline"] = pipeline;
+    j["message"] = message;
+    for (const auto &[k, v] : fields.items())
+        j[k] = v;
     j["sent_at"] = timeutil::iso_utc(std::chrono::system_clock::now(), true);
     j["pgincr_version"] = version;
     return dump(j);
@@ -436,28 +452,34 @@ Delivery post(const config::Webhook &cfg, const std::string &body,
     return d;
 }
 
-void notify(const config::Webhook &cfg, const RunSummary &run) noexcept {
+void deliver(const config::Webhook &cfg, const std::string &what,
+             const std::function<std::string()> &body) noexcept {
     try {
         if (cfg.url.empty()) {
-            log::debug("", "webhook: WEBHOOK_URL is not set, no summary sent");
+            log::debug("", "webhook: WEBHOOK_URL is not set, no {} sent", what);
             return;
         }
-        const Delivery d = post(cfg, payload(run, pgincr::version));
+        const Delivery d = post(cfg, body());
         if (d.delivered)
-            log::info("", "webhook: run summary delivered to {} (HTTP {}, {} attempt{})",
+            log::info("", "webhook: {} delivered to {} (HTTP {}, {} attempt{})", what,
                       redact_url(cfg.url), d.last_http_status, d.attempts,
                       d.attempts == 1 ? "" : "s");
         else
-            log::warn("", "webhook: run summary not delivered after {} attempt{}: {}", d.attempts,
+            log::warn("", "webhook: {} not delivered after {} attempt{}: {}", what, d.attempts,
                       d.attempts == 1 ? "" : "s", d.last_error);
     } catch (...) {
-        // Building the payload can only fail on memory exhaustion; the sync's outcome
+        // Building the payload can only fail on memory exhaustion; the run's outcome
         // stands regardless, and logging may fail the same way.
         try {
-            log::warn("", "webhook: run summary not sent (internal error)");
+            log::warn("", "webhook: {} not sent (internal error)", what);
         } catch (...) {
         }
     }
+}
+
+void notify(const config::Webhook &cfg, const RunSummary &run) noexcept {
+    deliver(cfg, run.cycle ? "cycle summary" : "run summary",
+            [&] { return payload(run, pgincr::version); });
 }
 
 Delivery check(const config::Webhook &cfg, const std::string &pipeline) noexcept {

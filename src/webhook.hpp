@@ -9,6 +9,7 @@
 #include "summary.hpp"
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -21,6 +22,12 @@ std::string payload(const RunSummary &run, const std::string &version);
 
 // The cdc slot's report, as the payload's "slot" and `status --json` show it.
 nlohmann::ordered_json slot_json(const SlotReport &slot);
+
+// Any other event (`pgincr watch`'s start, stop and unreachable servers): event,
+// pipeline, message, then `fields`, then sent_at and pgincr_version.
+std::string event_payload(const std::string &event, const std::string &pipeline,
+                          const std::string &message, const nlohmann::ordered_json &fields,
+                          const std::string &version);
 
 // The body `pgincr check` sends: event "check", pipeline, message, sent_at.
 std::string check_payload(const std::string &pipeline, const std::string &version);
@@ -56,6 +63,11 @@ struct Delivery {
 // Stops early when the policy's budget would be exceeded. Never throws.
 Delivery post(const config::Webhook &cfg, const std::string &body,
               const RetryPolicy &policy = {}) noexcept;
+
+// Posts body() and logs one line with the outcome, naming `what` (a warning when not
+// delivered). Does nothing when cfg.url is empty. Never throws.
+void deliver(const config::Webhook &cfg, const std::string &what,
+             const std::function<std::string()> &body) noexcept;
 
 // Sends the run summary and logs one line with the outcome (a warning when not
 // delivered). Does nothing when cfg.url is empty. Never throws.

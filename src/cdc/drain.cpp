@@ -105,14 +105,47 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         batch_xacts = batch_changes = 0;
     };
 
+    auto following = [&] {
+        return options.follow_until && clock::now() < *options.follow_until;
+    };
+    auto last_advance = clock::now();
+
     for (;;) {
-        if (!in_xact && (last_commit >= options.until || (options.stop && options.stop()))) {
+        if (!in_xact && ((last_commit >= options.until && !following()) ||
+                         (options.stop && options.stop()))) {
             commit_batch();
             return r;
         }
         auto data = stream.next(std::chrono::milliseconds(100));
         if (!data) {
             if (!in_xact) {
+                if (stream.server_end() >= options.until && following()) {
+                    auto now = clock::now();
+                    if (tx && now - last_message >= std::chrono::milliseconds(100))
+                        commit_batch();
+                    // Caught up and following: ask about once a second how far the
+                    // server has read, and let the slot release what it has decoded.
+                    if (now - last_ping >= std::chrono::seconds(1)) {
+                        stream.ping();
+                        last_ping = now;
+                    }
+                    if (!tx && stream.server_end() > r.applied &&
+                        now - last_advance >= std::chrono::seconds(10)) {
+                        pg::Transaction idle(dst);
+                        save(dst, stream.server_end());
+                        idle.commit();
+                        stream.confirm(stream.server_end());
+                        r.applied = last_commit = stream.server_end();
+                        last_advance = now;
+                    }
+                    if (now - stream.last_heard() > options.give_up)
+                        throw Error(fmt::format("the replication stream sent nothing for {} s, "
+                                                "not even an answer to a keepalive",
+                                                std::chrono::duration_cast<std::chrono::seconds>(
+                                                    options.give_up)
+                                                    .count()));
+                    continue;
+                }
                 if (stream.server_end() >= options.until) {
                     // The server has sent everything before `until` (a keepalive comes
                     // after the data it follows): apply what came and stop.

@@ -28,6 +28,10 @@ struct DrainOptions {
     // Asked between source transactions: true ends the drain there (a signal), with
     // what was read so far applied and confirmed.
     std::function<bool()> stop;
+    // `pgincr watch`: once `until` is reached, go on applying what commits until then,
+    // each transaction as it arrives (after a short quiet), and move the slot along with
+    // the server's WAL end while nothing of the pipeline's tables comes.
+    std::optional<std::chrono::steady_clock::time_point> follow_until;
     // Where the counts go as batches commit (they survive a drain that fails later);
     // nullptr: only in the returned result.
     struct DrainResult *progress = nullptr;

@@ -6,6 +6,7 @@
 #include "commands/sync.hpp"
 #include "commands/teardown.hpp"
 #include "commands/verify.hpp"
+#include "commands/watch.hpp"
 #include "pg/error.hpp"
 #include "pgincr/version.hpp"
 #include "util/error.hpp"
@@ -36,7 +37,8 @@ int run(int argc, char **argv) {
         "incrementally.\n\nExit codes: 0 every table fine; 1 a table failed (or check found "
         "a blocking problem, or verify a difference); 2 usage or configuration error; 3 another "
         "run holds "
-        "the lock; 4 interrupted by a signal.",
+        "the lock; 4 interrupted by a signal; 5 watch --until-in-sync was not in sync by "
+        "--max-runtime.",
         "pgincr"};
     app.set_version_flag("--version", std::string("pgincr ") + version);
     app.require_subcommand(1);
@@ -52,6 +54,22 @@ int run(int argc, char **argv) {
     sync->add_option("--allow-deletes", o.allow_deletes,
                      "let this run's delete check delete more than max_delete_fraction of these "
                      "tables (destination names)");
+    auto *watch = app.add_subcommand(
+        "watch", "sync cycles back to back (cdc tables stream in between) until a signal, "
+                 "--until-in-sync or --max-runtime");
+    add_common(*watch, o);
+    watch->add_option("--table", o.tables, "watch only these tables (destination names)");
+    watch->add_option("--interval", o.interval_seconds, "seconds from one cycle's start to the next")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 86400.0));
+    watch->add_flag("--until-in-sync", o.until_in_sync,
+                    "stop (exit 0) after the first cycle that copied nothing new with every "
+                    "lag under PGINCR_IN_SYNC_LAG_SECONDS");
+    watch->add_option("--max-runtime", o.max_runtime_seconds,
+                      "stop after this many seconds (0: never); with --until-in-sync, exit 5 "
+                      "when not in sync by then")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1e9));
     auto *check = app.add_subcommand("check", "connect to both servers and tell, table by table, "
                                               "whether the setup will sync");
     add_common(*check, o);
@@ -88,6 +106,8 @@ int run(int argc, char **argv) {
     try {
         if (sync->parsed())
             return commands::sync(o);
+        if (watch->parsed())
+            return commands::watch(o);
         if (check->parsed())
             return commands::check(o);
         if (status->parsed())

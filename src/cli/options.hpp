@@ -16,6 +16,9 @@ struct Options {
     std::vector<std::string> replace; // sync --replace: tables pgincr may take from their users
     std::vector<std::string> allow_deletes; // sync --allow-deletes: past max_delete_fraction once
     bool repair = false;                    // verify --repair
+    double interval_seconds = 30;           // watch --interval
+    bool until_in_sync = false;             // watch --until-in-sync
+    double max_runtime_seconds = 0;         // watch --max-runtime (0: no limit)
 };
 
 } // namespace pgincr::cli

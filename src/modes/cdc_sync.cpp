@@ -141,6 +141,7 @@ class Run {
         const Request &request)
         : s_(sessions), settings_(settings), store_(store), request_(request) {
         heartbeat_ = [this] {
+            signals::throw_if_interrupted();
             if (s_.lock)
                 s_.lock->ensure_held();
         };
@@ -437,6 +438,7 @@ class Run {
         };
         cdc::DrainOptions options;
         options.until = until;
+        options.follow_until = request_.follow_until;
         options.stop = [] { return signals::interrupted(); };
         cdc::DrainResult res;
         options.progress = &res;
@@ -473,7 +475,8 @@ class Run {
                 return;
             }
         }
-        drained_at_ = read_at;
+        // Following, the stream was read up to its end until a moment ago.
+        drained_at_ = request_.follow_until ? std::chrono::system_clock::now() : read_at;
         for (auto *e : streaming) {
             if (e->stale || e->failed())
                 continue;

@@ -22,6 +22,8 @@
 #include "state.hpp"
 #include "summary.hpp"
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,9 @@ struct Request {
     std::vector<config::Table> tables;     // this run's cdc entries, in config order
     std::vector<config::Table> configured; // every cdc entry (the publication's tables)
     std::vector<std::string> replace;      // --replace
+    // `pgincr watch`: go on streaming past the WAL end read after the loads, applying
+    // changes as they commit, until then (or a signal).
+    std::optional<std::chrono::steady_clock::time_point> follow_until;
 };
 
 struct Outcome {

@@ -62,6 +62,8 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     snapshot.close();
 
     fault::point("load-after-copy");
+    if (heartbeat)
+        heartbeat(); // a signal during the copy stops here, before the index build
     ddl::create_indexes(dst, shadow, cfg, table);
     fault::point("load-before-swap");
     ddl::swap_in(dst, dschema, shadow_table, cfg.destination);

@@ -50,6 +50,8 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
         snapshot.close();
 
     fault::point("incremental-after-copy");
+    if (heartbeat)
+        heartbeat(); // a signal during the copy stops here, before the merge
     if (result.rows_copied > 0)
         result.rows_merged = apply::merge_staged(
             dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table);

@@ -176,7 +176,9 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
     auto started = std::chrono::steady_clock::now();
     const std::string &tag = cfg.destination;
     std::optional<state::TableState> saved;
+    // Between the steps of the table: the lock still held, and no signal waiting.
     apply::Heartbeat heartbeat = [&] {
+        signals::throw_if_interrupted();
         if (sessions.lock)
             sessions.lock->ensure_held();
     };

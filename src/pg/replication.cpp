@@ -160,6 +160,7 @@ std::optional<LogicalStream::Data> LogicalStream::next(std::chrono::milliseconds
         }
         std::string buf(raw, static_cast<std::size_t>(n));
         PQfreemem(raw);
+        last_heard_ = std::chrono::steady_clock::now();
         if (buf[0] == 'k' && buf.size() >= 18) {
             // Primary keepalive: walEnd, sendTime, replyRequested.
             server_end_ = std::max(server_end_, Lsn{get64(buf.data() + 1)});

@@ -71,6 +71,9 @@ class LogicalStream {
     // The end of WAL as the server last reported it (XLogData or keepalive).
     Lsn server_end() const { return server_end_; }
     Lsn received() const { return received_; }
+    // When the server last sent anything (data or keepalive): a stream that is only
+    // followed, with nothing to send, is alive as long as it answers pings.
+    std::chrono::steady_clock::time_point last_heard() const { return last_heard_; }
     // Ends the stream (CopyDone) and reads the server's end of it. The session then
     // takes commands again, but a walsender does not start a second stream: open a
     // new session for that.
@@ -86,6 +89,7 @@ class LogicalStream {
     Lsn applied_;
     Lsn server_end_;
     std::chrono::steady_clock::time_point last_status_;
+    std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
 };
 
 } // namespace pgincr::pg

@@ -13,6 +13,7 @@ enum ExitCode : int {
     exit_config = 2,       // usage or configuration error
     exit_locked = 3,       // another run holds the lock
     exit_interrupted = 4,  // SIGINT/SIGTERM: the current table was rolled back
+    exit_not_in_sync = 5,  // watch --until-in-sync: --max-runtime passed first
 };
 
 class Error : public std::runtime_error {

@@ -1,5 +1,7 @@
 #include "util/fault.hpp"
 
+#include "util/signals.hpp"
+
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -21,7 +23,8 @@ void pause_at(const char *name) {
     std::filesystem::path base(dir);
     std::ofstream(base / (std::string(name) + ".reached")).put('\n');
     auto go = base / (std::string(name) + ".go");
-    for (int i = 0; i < 6000 && !std::filesystem::exists(go); ++i)
+    // A signal ends the pause too, so that a test can interrupt pgincr right there.
+    for (int i = 0; i < 6000 && !std::filesystem::exists(go) && !signals::interrupted(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
