@@ -70,6 +70,9 @@ int run(int argc, char **argv) {
                       "when not in sync by then")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1e9));
+    watch->add_option("--cycles", o.max_cycles, "stop after this many cycles (0: never)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     auto *check = app.add_subcommand("check", "connect to both servers and tell, table by table, "
                                               "whether the setup will sync");
     add_common(*check, o);

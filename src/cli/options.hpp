@@ -19,6 +19,7 @@ struct Options {
     double interval_seconds = 30;           // watch --interval
     bool until_in_sync = false;             // watch --until-in-sync
     double max_runtime_seconds = 0;         // watch --max-runtime (0: no limit)
+    long max_cycles = 0;                    // watch --cycles (0: no limit)
 };
 
 } // namespace pgincr::cli

@@ -161,12 +161,17 @@ int watch(const cli::Options &o) {
             reason = "max_runtime";
             break;
         }
+        if (o.max_cycles > 0 && cycles >= o.max_cycles) {
+            reason = "cycles";
+            break;
+        }
         try {
             runner.connect();
         } catch (const std::exception &e) {
             if (signals::interrupted())
                 break;
             ++unreachable;
+            last_failed = true;
             auto wait = backoff(unreachable, interval);
             log::warn("", "cycle {} cannot start ({} attempt{} in a row): {}; retrying in {} s",
                       cycles + 1, unreachable, unreachable == 1 ? "" : "s", e.what(),
@@ -244,9 +249,9 @@ int watch(const cli::Options &o) {
     int code = exit_ok;
     if (reason == "signal")
         code = exit_interrupted;
-    else if (reason == "max_runtime" && o.until_in_sync)
+    else if (reason != "in_sync" && o.until_in_sync)
         code = exit_not_in_sync;
-    else if (reason == "max_runtime" && last_failed)
+    else if (reason != "in_sync" && last_failed)
         code = exit_table_failed;
     std::string message =
         reason == "in_sync"
@@ -255,6 +260,9 @@ int watch(const cli::Options &o) {
         : reason == "signal"
             ? fmt::format("pgincr watch of pipeline {} stopped by signal {} after {} cycle(s)",
                           settings.pipeline_name, signals::last_signal(), cycles)
+        : reason == "cycles"
+            ? fmt::format("pgincr watch of pipeline {} stopped after {} cycle(s){}",
+                          settings.pipeline_name, cycles, o.until_in_sync ? ", not in sync" : "")
             : fmt::format("pgincr watch of pipeline {} stopped after {:g} s and {} cycle(s){}",
                           settings.pipeline_name, o.max_runtime_seconds, cycles,
                           o.until_in_sync ? ", not in sync" : "");

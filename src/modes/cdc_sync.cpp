@@ -433,7 +433,10 @@ class Run {
                                  "(lsn IS NULL OR lsn < $1::pg_catalog.pg_lsn)",
                                  progress_table),
                      {applied.str(), text::array_literal(live)}, pg::Expect::command);
-            heartbeat_();
+            // Only the lock: a signal ends the drain between source transactions, with
+            // this batch committed, rather than here.
+            if (s_.lock)
+                s_.lock->ensure_held();
             fault::point("cdc-before-commit");
         };
         cdc::DrainOptions options;

@@ -244,8 +244,7 @@ RunResult run_script(const std::string &script, const std::vector<std::string> &
     return r;
 }
 
-RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
-                     const std::map<std::string, std::string> &extra_env) {
+boost::process::environment pgincr_environment(const std::map<std::string, std::string> &extra_env) {
     auto env = boost::this_process::environment();
     bp::environment child_env = env;
     // A test must not pick up the developer's own libpq settings, nor pgincr settings
@@ -264,6 +263,12 @@ RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::st
         child_env.erase(name);
     for (const auto &[k, v] : extra_env)
         child_env[k] = v;
+    return child_env;
+}
+
+RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
+                     const std::map<std::string, std::string> &extra_env) {
+    auto child_env = pgincr_environment(extra_env);
     bp::ipstream out, err;
     RunResult r;
     std::string bin = env_or_fail("PGINCR_TEST_BIN");

@@ -4,6 +4,7 @@
 // CLI suites fail loudly instead of skipping.
 #include "pg/connection.hpp"
 
+#include <boost/process/environment.hpp>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -81,6 +82,9 @@ struct RunResult {
 };
 RunResult run_pgincr(const std::filesystem::path &dir, const std::vector<std::string> &args,
                      const std::map<std::string, std::string> &extra_env = {});
+// The environment run_pgincr gives pgincr: this one without libpq's and pgincr's own
+// variables (the test's .env decides), plus `extra_env`.
+boost::process::environment pgincr_environment(const std::map<std::string, std::string> &extra_env);
 
 // The repository root: README.md, scripts/.
 std::filesystem::path source_dir();
