@@ -105,14 +105,12 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         batch_xacts = batch_changes = 0;
     };
 
-    auto following = [&] {
-        return options.follow_until && clock::now() < *options.follow_until;
-    };
+    auto following = [&] { return options.follow_until && clock::now() < *options.follow_until; };
     auto last_advance = clock::now();
 
     for (;;) {
-        if (!in_xact && ((last_commit >= options.until && !following()) ||
-                         (options.stop && options.stop()))) {
+        if (!in_xact &&
+            ((last_commit >= options.until && !following()) || (options.stop && options.stop()))) {
             commit_batch();
             return r;
         }
@@ -139,11 +137,11 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
                         last_advance = now;
                     }
                     if (now - stream.last_heard() > options.give_up)
-                        throw Error(fmt::format("the replication stream sent nothing for {} s, "
-                                                "not even an answer to a keepalive",
-                                                std::chrono::duration_cast<std::chrono::seconds>(
-                                                    options.give_up)
-                                                    .count()));
+                        throw Error(fmt::format(
+                            "the replication stream sent nothing for {} s, "
+                            "not even an answer to a keepalive",
+                            std::chrono::duration_cast<std::chrono::seconds>(options.give_up)
+                                .count()));
                     continue;
                 }
                 if (stream.server_end() >= options.until) {

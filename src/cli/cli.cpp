@@ -59,15 +59,17 @@ int run(int argc, char **argv) {
                  "--until-in-sync or --max-runtime");
     add_common(*watch, o);
     watch->add_option("--table", o.tables, "watch only these tables (destination names)");
-    watch->add_option("--interval", o.interval_seconds, "seconds from one cycle's start to the next")
+    watch
+        ->add_option("--interval", o.interval_seconds, "seconds from one cycle's start to the next")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 86400.0));
     watch->add_flag("--until-in-sync", o.until_in_sync,
                     "stop (exit 0) after the first cycle that copied nothing new with every "
                     "lag under PGINCR_IN_SYNC_LAG_SECONDS");
-    watch->add_option("--max-runtime", o.max_runtime_seconds,
-                      "stop after this many seconds (0: never); with --until-in-sync, exit 5 "
-                      "when not in sync by then")
+    watch
+        ->add_option("--max-runtime", o.max_runtime_seconds,
+                     "stop after this many seconds (0: never); with --until-in-sync, exit 5 "
+                     "when not in sync by then")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1e9));
     watch->add_option("--cycles", o.max_cycles, "stop after this many cycles (0: never)")

@@ -177,8 +177,8 @@ void Runner::sync_cdc(const std::vector<config::Table> &tables, const Options &o
     check_lock();
     if (signals::interrupted() || lock_lost_) {
         for (const auto &cfg : tables)
-            run.tables.push_back(not_started(cfg, lock_lost_ ? "the run lost its lock"
-                                                             : "the run was interrupted"));
+            run.tables.push_back(
+                not_started(cfg, lock_lost_ ? "the run lost its lock" : "the run was interrupted"));
         return;
     }
     cdc_sync::Request req;
@@ -239,16 +239,14 @@ RunSummary Runner::run(const std::vector<config::Table> &tables, const Options &
         sync_cdc(cdc_tables, options, run);
         // The log and the webhook list tables in the config's order.
         auto pos = [&](const TableResult &r) {
-            return std::find_if(tables.begin(), tables.end(),
-                                [&](const config::Table &t) {
-                                    return t.destination == r.destination;
-                                }) -
+            return std::find_if(
+                       tables.begin(), tables.end(),
+                       [&](const config::Table &t) { return t.destination == r.destination; }) -
                    tables.begin();
         };
-        std::stable_sort(run.tables.begin(), run.tables.end(),
-                         [&](const TableResult &a, const TableResult &b) {
-                             return pos(a) < pos(b);
-                         });
+        std::stable_sort(
+            run.tables.begin(), run.tables.end(),
+            [&](const TableResult &a, const TableResult &b) { return pos(a) < pos(b); });
     }
     check_lock(); // a lock lost during the last table still means this run was not alone
     run.interrupted = signals::interrupted();

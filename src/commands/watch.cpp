@@ -66,7 +66,8 @@ bool should_post(config::WebhookEvents events, const RunSummary &run) {
 // After `failures` cycles in a row that could not start: 1 s, doubling, at most the
 // interval or a minute, whichever is longer.
 std::chrono::milliseconds backoff(int failures, std::chrono::milliseconds interval) {
-    std::chrono::milliseconds cap = std::max<std::chrono::milliseconds>(interval, std::chrono::minutes(1));
+    std::chrono::milliseconds cap =
+        std::max<std::chrono::milliseconds>(interval, std::chrono::minutes(1));
     std::chrono::milliseconds wait{1000};
     for (int i = 1; i < failures && wait < cap; ++i)
         wait *= 2;
@@ -83,8 +84,8 @@ std::string table_list(const std::vector<config::Table> &tables) {
 } // namespace
 
 bool changed(const TableResult &r) {
-    return r.mode == SyncMode::initial || r.mode == SyncMode::reset || r.rows_merged != 0 ||
-           r.rows_deleted != 0;
+    return r.ok && (r.mode == SyncMode::initial || r.mode == SyncMode::reset ||
+                    r.rows_merged != 0 || r.rows_deleted != 0);
 }
 
 bool in_sync(const TableResult &r, int lag_seconds) {
@@ -104,8 +105,8 @@ int watch(const cli::Options &o) {
     const std::chrono::milliseconds interval{static_cast<long>(o.interval_seconds * 1000)};
     std::optional<clock::time_point> deadline;
     if (o.max_runtime_seconds > 0)
-        deadline = clock::now() + std::chrono::milliseconds(
-                                      static_cast<long>(o.max_runtime_seconds * 1000));
+        deadline = clock::now() +
+                   std::chrono::milliseconds(static_cast<long>(o.max_runtime_seconds * 1000));
     bool any_cdc = config::any_cdc(tables);
 
     // The state directory's flock for the whole life of the process, so that a cron
@@ -128,14 +129,12 @@ int watch(const cli::Options &o) {
         start_fields["tables"].push_back(t.destination);
     start_fields["interval_seconds"] = o.interval_seconds;
     start_fields["until_in_sync"] = o.until_in_sync;
-    start_fields["max_runtime_seconds"] =
-        deadline ? Json(o.max_runtime_seconds) : Json(nullptr);
+    start_fields["max_runtime_seconds"] = deadline ? Json(o.max_runtime_seconds) : Json(nullptr);
     webhook::deliver(settings.webhook, "watch start", [&] {
-        return webhook::event_payload(
-            "watch_started", settings.pipeline_name,
-            fmt::format("pgincr watch started for pipeline {}: {}", settings.pipeline_name,
-                        table_list(tables)),
-            start_fields, pgincr::version);
+        return webhook::event_payload("watch_started", settings.pipeline_name,
+                                      fmt::format("pgincr watch started for pipeline {}: {}",
+                                                  settings.pipeline_name, table_list(tables)),
+                                      start_fields, pgincr::version);
     });
 
     long cycles = 0;
@@ -254,9 +253,8 @@ int watch(const cli::Options &o) {
     else if (reason != "in_sync" && last_failed)
         code = exit_table_failed;
     std::string message =
-        reason == "in_sync"
-            ? fmt::format("pipeline {} is in sync (cycle {}, at {})", settings.pipeline_name,
-                          cycles, in_sync_at.value_or(""))
+        reason == "in_sync" ? fmt::format("pipeline {} is in sync (cycle {}, at {})",
+                                          settings.pipeline_name, cycles, in_sync_at.value_or(""))
         : reason == "signal"
             ? fmt::format("pgincr watch of pipeline {} stopped by signal {} after {} cycle(s)",
                           settings.pipeline_name, signals::last_signal(), cycles)

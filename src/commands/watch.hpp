@@ -16,7 +16,8 @@ int watch(const cli::Options &options);
 // it copies everything every cycle) and its lag is under `lag_seconds`.
 bool in_sync(const TableResult &r, int lag_seconds);
 
-// Whether the cycle changed the destination (a load, merged, deleted or applied rows).
+// Whether the table's cycle changed the destination (a load, merged, deleted or applied
+// rows, committed).
 bool changed(const TableResult &r);
 
 } // namespace pgincr::commands

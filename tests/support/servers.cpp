@@ -244,7 +244,8 @@ RunResult run_script(const std::string &script, const std::vector<std::string> &
     return r;
 }
 
-boost::process::environment pgincr_environment(const std::map<std::string, std::string> &extra_env) {
+boost::process::environment
+pgincr_environment(const std::map<std::string, std::string> &extra_env) {
     auto env = boost::this_process::environment();
     bp::environment child_env = env;
     // A test must not pick up the developer's own libpq settings, nor pgincr settings
