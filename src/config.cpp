@@ -118,6 +118,20 @@ const char *deletes_name(Deletes deletes) {
     return "?";
 }
 
+const char *conflict_name(Conflict conflict) {
+    switch (conflict) {
+    case Conflict::source_wins:
+        return "source_wins";
+    case Conflict::newest_wins:
+        return "newest_wins";
+    case Conflict::target_wins:
+        return "target_wins";
+    case Conflict::manual:
+        return "manual";
+    }
+    return "?";
+}
+
 std::string options_signature(const Table &t) {
     if (t.mode == Mode::incremental_deduped && !t.filter && t.deletes != Deletes::soft)
         return "";
@@ -357,6 +371,56 @@ template <typename Fail> void parse_deletes(const json &item, Table &t, const Fa
     }
 }
 
+// "conflict" and "conflict_column" (README.md, "Conflicts"). Only an entry that updates
+// rows in place can meet a destination change: append keeps versions, full-refresh
+// reloads, and the cdc mode does not support the policies.
+template <typename Fail> void parse_conflict(const json &item, Table &t, const Fail &fail) {
+    if (item.contains("conflict")) {
+        const auto &v = item["conflict"];
+        std::string c = v.is_string() ? v.get<std::string>() : "";
+        if (c == "source_wins")
+            t.conflict = Conflict::source_wins;
+        else if (c == "newest_wins")
+            t.conflict = Conflict::newest_wins;
+        else if (c == "target_wins")
+            t.conflict = Conflict::target_wins;
+        else if (c == "manual")
+            t.conflict = Conflict::manual;
+        else
+            throw fail("conflict", fmt::format("{} is not one of \"source_wins\", "
+                                               "\"newest_wins\", \"target_wins\", \"manual\"",
+                                               v.dump()));
+        if (t.conflict != Conflict::source_wins && t.mode != Mode::incremental_deduped)
+            throw fail("conflict",
+                       t.mode == Mode::cdc
+                           ? "conflict policies other than \"source_wins\" are not supported "
+                             "for cdc entries yet (every source change is applied); use an "
+                             "incremental-deduped entry, or remove \"conflict\""
+                           : "only incremental-deduped entries update rows in place, so only "
+                             "they can meet a destination change (remove \"conflict\", or "
+                             "change the mode)");
+    }
+    if (item.contains("conflict_column")) {
+        const auto &v = item["conflict_column"];
+        if (t.conflict != Conflict::newest_wins)
+            throw fail("conflict_column", "only applies with \"conflict\": \"newest_wins\"");
+        if (!v.is_string() || v.get<std::string>().empty())
+            throw fail("conflict_column", "expected the name of a column of the table");
+        t.conflict_column = v.get<std::string>();
+    }
+    // <destination>_pgincr_touched must fit PostgreSQL's 63-byte names (the
+    // _conflicts table's name is shorter).
+    if ((t.conflict == Conflict::target_wins || t.conflict == Conflict::manual) &&
+        t.destination.size() > 48)
+        throw fail("destination",
+                   fmt::format("\"{}\" is {} bytes; with \"conflict\": \"{}\" its side table "
+                               "\"<destination>_pgincr_touched\" would exceed PostgreSQL's "
+                               "63-byte limit for names; set a \"destination\" of at most 48 "
+                               "bytes",
+                               t.destination, t.destination.size(), conflict_name(t.conflict)));
+}
+
+
 } // namespace
 
 std::vector<Table> parse_tables(const std::string &text, const std::string &origin) {
@@ -414,13 +478,16 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                                                       "indexes",
                                                       "deletes",
                                                       "delete_check_seconds",
-                                                      "max_delete_fraction"};
+                                                      "max_delete_fraction",
+                                                      "conflict",
+                                                      "conflict_column"};
         for (const auto &[key, _] : item.items())
             if (!allowed.count(key))
                 throw ConfigError(fmt::format("{}: unknown key \"{}\" (known keys: name, "
                                               "replication_key, unique_cols, mode, destination, "
                                               "filter, lookback_seconds, indexes, deletes, "
-                                              "delete_check_seconds, max_delete_fraction)",
+                                              "delete_check_seconds, max_delete_fraction, "
+                                              "conflict, conflict_column)",
                                               where, key));
 
         Table t;
@@ -492,6 +559,7 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
         }
 
         parse_deletes(item, t, fail);
+        parse_conflict(item, t, fail);
 
         if (item.contains("filter")) {
             const auto &f = item["filter"];

@@ -24,6 +24,12 @@ enum class Indexes { unique, all };
 enum class Deletes { ignore, hard, soft };
 const char *deletes_name(Deletes deletes);
 
+// Whose change wins when a row changed in the destination too (apply/conflicts.hpp):
+// the source's (today's behaviour), the newer by a column, or the destination's, with
+// manual also recording each conflict in <destination>_conflicts.
+enum class Conflict { source_wins, newest_wins, target_wins, manual };
+const char *conflict_name(Conflict conflict);
+
 // How a full load's rows travel (see ARCHITECTURE.md): pgincr's own binary COPY, the
 // default because it measured faster, or pg_dump's data stream.
 enum class LoadVia { copy, pg_dump };
@@ -46,6 +52,8 @@ struct Table {
     Deletes deletes = Deletes::ignore;
     int delete_check_seconds = 0;     // 0: the delete check runs on every sync
     double max_delete_fraction = 0.1; // of the destination's rows, per run
+    Conflict conflict = Conflict::source_wins;
+    std::string conflict_column; // newest_wins: compared instead of replication_key
 };
 
 // What of an entry shapes its destination table's rows and unique index (mode and

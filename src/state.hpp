@@ -18,6 +18,7 @@ struct LastSync {
     std::string error;
     std::optional<double> lag_seconds;
     std::int64_t rows_deleted = 0; // removed (or marked, for soft deletes) by the delete check
+    std::int64_t conflicts = 0;    // source rows held back by the entry's conflict policy
 };
 
 struct TableState {

@@ -142,6 +142,7 @@ Json table_json(const TableResult &t) {
     j["rows_copied"] = t.rows_copied;
     j["rows_merged"] = t.rows_merged;
     j["rows_deleted"] = t.rows_deleted;
+    j["conflicts"] = t.conflicts;
     j["watermark"] = t.watermark ? Json(*t.watermark) : Json(nullptr);
     j["lag_seconds"] = t.lag_seconds ? Json(*t.lag_seconds) : Json(nullptr);
     j["duration_ms"] = t.duration_ms;

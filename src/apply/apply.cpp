@@ -1,5 +1,6 @@
 #include "apply/apply.hpp"
 
+#include "apply/conflicts.hpp"
 #include "apply/merge.hpp"
 #include "diff/table_sides.hpp"
 #include "pg/copy.hpp"
@@ -33,7 +34,8 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
 
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
                           const std::string &staging, const config::Table &cfg,
-                          const catalog::SourceTable &table) {
+                          const catalog::SourceTable &table, const std::string &dest_schema,
+                          std::int64_t *conflicts) {
     merge::Spec spec;
     spec.target = target;
     spec.staging = staging;
@@ -45,11 +47,36 @@ std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
     spec.append = cfg.mode == config::Mode::incremental_append;
     if (cfg.deletes == config::Deletes::soft)
         spec.deleted_at = dst.quote_ident(diff::deleted_at_column);
+    for (const auto &u : table.unique_cols) {
+        const auto *c = table.column(u);
+        spec.unique_not_null.push_back(c && c->not_null);
+    }
+    if (cfg.conflict == config::Conflict::newest_wins) {
+        const std::string &name =
+            cfg.conflict_column.empty() ? table.key->name : cfg.conflict_column;
+        const auto *c = table.column(name);
+        if (!c || c->generated)
+            throw catalog::TableError(fmt::format(
+                "\"conflict_column\": the source table has no column \"{}\" that pgincr copies "
+                "(a generated column is computed by the destination) (tables-config.json entry "
+                "{})",
+                name, cfg.entry));
+        spec.newest = dst.quote_ident(name);
+    }
+    if (conflicts::keeps_destination_changes(cfg))
+        spec.touched = dst.qualified(dest_schema, conflicts::touched_name(cfg.destination));
     // The staging table was just filled: give the planner its size.
     dst.exec(fmt::format("ANALYZE {}", spec.staging));
     // The DISTINCT ON sort of a typical delta spills to disk under the default 4 MB
     // (measured in BENCHMARKS.md); LOCAL ends with this transaction.
     dst.exec("SET LOCAL work_mem = '64MB'");
+    std::int64_t held_back = 0;
+    if (!spec.newest.empty())
+        held_back = dst.exec(merge::held_back_sql(spec), pg::Expect::value).integer(0, 0);
+    else if (!spec.touched.empty())
+        held_back = conflicts::check_staged(dst, dest_schema, cfg, table, spec.staging);
+    if (conflicts)
+        *conflicts = held_back;
     auto merged = dst.exec(merge::merge_sql(spec)).affected_rows();
     dst.exec(fmt::format("TRUNCATE {}", spec.staging));
     return merged;

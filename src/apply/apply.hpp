@@ -26,9 +26,11 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
 
 // Merges `staging` (the qualified <table>_stg) into `target` by the unique columns (or
 // appends, for incremental-append), then empties the staging table. Returns the rows
-// written.
+// written. The entry's conflict policy decides which staged rows are applied
+// (apply/conflicts.hpp); `conflicts`, when given, gets how many were held back by it.
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
                           const std::string &staging, const config::Table &cfg,
-                          const catalog::SourceTable &table);
+                          const catalog::SourceTable &table, const std::string &dest_schema,
+                          std::int64_t *conflicts = nullptr);
 
 } // namespace pgincr::apply

@@ -15,6 +15,13 @@ struct Spec {
     bool append = false;              // incremental-append: keep every version
     std::string deleted_at;           // quoted soft-delete column, cleared when a key
                                       // comes back ("" for none)
+    // Conflict policies (apply/conflicts.hpp); both empty for source_wins.
+    std::string newest;  // newest_wins: quoted column; a staged row is applied only
+                         // when its value is at least the destination row's
+    std::string touched; // target_wins, manual: qualified <destination>_pgincr_touched;
+                         // staged rows whose key is in it are not applied
+    std::vector<bool> unique_not_null; // per unique column; a nullable one is matched
+                                       // with IS NOT DISTINCT FROM
 };
 
 // incremental-deduped: one row per unique key (the one with the highest replication
@@ -23,6 +30,14 @@ struct Spec {
 // incremental-append: every (unique, key) version once; ON CONFLICT DO NOTHING makes
 // re-reads idempotent.
 std::string merge_sql(const Spec &spec);
+
+// newest_wins: how many staged rows (after the dedup) the merge will hold back because
+// the destination row's column is newer. Run before the merge, in its transaction.
+std::string held_back_sql(const Spec &spec);
+
+// `a.k = b.k AND ...` over the unique columns (IS NOT DISTINCT FROM for nullable ones,
+// as the NULLS NOT DISTINCT unique index matches them).
+std::string key_match(const Spec &spec, const std::string &a, const std::string &b);
 
 // The unique index the merge relies on.
 std::vector<std::string> conflict_columns(const Spec &spec);

@@ -106,6 +106,7 @@ int status(const cli::Options &o) {
         row["progress_disagrees"] = !disagreement.empty();
         row["reset_requested"] = s ? s->reset_requested : false;
         row["deletes"] = config::deletes_name(cfg.deletes);
+        row["conflict"] = config::conflict_name(cfg.conflict);
         row["deletes_checked_at"] = s && s->deletes_checked_at
                                         ? nlohmann::ordered_json(*s->deletes_checked_at)
                                         : nlohmann::ordered_json(nullptr);
@@ -117,6 +118,7 @@ int status(const cli::Options &o) {
                                 {"rows_copied", l.rows_copied},
                                 {"rows_merged", l.rows_merged},
                                 {"rows_deleted", l.rows_deleted},
+                                {"conflicts", l.conflicts},
                                 {"duration_ms", l.duration_ms},
                                 {"error", l.error.empty() ? nlohmann::ordered_json(nullptr)
                                                           : nlohmann::ordered_json(l.error)}};
@@ -178,6 +180,10 @@ int status(const cli::Options &o) {
                       << ", the destination's progress row has "
                       << str(row["watermark_in_destination"])
                       << "; the next sync goes on from the destination's\n";
+        if (!last.is_null() && last["conflicts"].get<std::int64_t>() > 0)
+            std::cout << fmt::format("    conflicts: {} in the last sync (\"conflict\": \"{}\")\n",
+                                     last["conflicts"].get<std::int64_t>(),
+                                     row["conflict"].get<std::string>());
         if (!last.is_null() && !last["error"].is_null())
             std::cout << "    error: " << last["error"].get<std::string>() << '\n';
     }

@@ -242,6 +242,55 @@ TEST_CASE("tables-config: deletes that make no sense for the mode are refused, n
               "key \"delete_check_seconds\": expected a whole number"));
 }
 
+TEST_CASE("tables-config: conflict policies parse, default to source_wins, and are refused where "
+          "they make no sense") {
+    auto t = config::parse_tables(R"([{"name": "a", "replication_key": "u"},
+        {"name": "b", "replication_key": "u", "conflict": "newest_wins"},
+        {"name": "c", "replication_key": "u", "conflict": "newest_wins",
+         "conflict_column": "changed_at"},
+        {"name": "d", "replication_key": "u", "conflict": "target_wins"},
+        {"name": "e", "replication_key": "u", "conflict": "manual", "deletes": "hard"},
+        {"name": "f", "replication_key": "u", "conflict": "source_wins"}])",
+                                  "t.json");
+    REQUIRE(t.size() == 6);
+    CHECK(t[0].conflict == config::Conflict::source_wins);
+    CHECK(t[0].conflict_column.empty());
+    CHECK(t[1].conflict == config::Conflict::newest_wins);
+    CHECK(t[1].conflict_column.empty());
+    CHECK(t[2].conflict_column == "changed_at");
+    CHECK(t[3].conflict == config::Conflict::target_wins);
+    CHECK(t[4].conflict == config::Conflict::manual);
+    CHECK(t[5].conflict == config::Conflict::source_wins);
+    CHECK(std::string(config::conflict_name(config::Conflict::manual)) == "manual");
+    // A policy does not change the rows a load makes: no reload when it changes.
+    CHECK(config::options_signature(t[3]) == "");
+
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "mine"}])"),
+              "entry 1 (\"o\"): key \"conflict\": \"mine\" is not one of \"source_wins\""));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "newest_wins"}])"),
+              "not supported for cdc entries"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "conflict": "target_wins"}])"),
+              "key \"conflict\": only incremental-deduped entries"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "incremental-append",
+                       "conflict": "manual"}])"),
+              "key \"conflict\": only incremental-deduped entries"));
+    // The default is fine everywhere.
+    CHECK_NOTHROW(config::parse_tables(R"([{"name": "o", "mode": "cdc", "conflict": "source_wins"}])",
+                                       "t.json"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict_column": "x"}])"),
+              "key \"conflict_column\": only applies with \"conflict\": \"newest_wins\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "newest_wins",
+                       "conflict_column": 3}])"),
+              "key \"conflict_column\": expected the name of a column"));
+    std::string long_name(49, 'x');
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "target_wins",
+                       "destination": ")" + long_name + R"("}])"),
+              "set a \"destination\" of at most 48 bytes"));
+    CHECK_NOTHROW(config::parse_tables(R"([{"name": "o", "replication_key": "u",
+        "conflict": "manual", "destination": ")" + std::string(48, 'x') + R"("}])",
+                                       "t.json"));
+}
+
 TEST_CASE("tables-config: invalid JSON reports line and column") {
     try {
         config::parse_tables("[\n  {\"name\": \"o\",\n   \"replication_key\" \"u\"}\n]", "t.json");
