@@ -183,3 +183,39 @@ TEST_CASE("conflicts: target_wins never takes over a table it did not create, an
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("items"));
 }
+
+TEST_CASE("conflicts: a writer with no right on pgincr's side table is still recorded - a cdc "
+          "entry refuses a policy with exit 2") {
+    Pipeline p("conflicts_writer");
+    seed(p, "manual");
+    REQUIRE_SYNC(p, 0);
+    // A role that may only update the table: the trigger's function runs as its owner.
+    p.dst().exec("DROP ROLE IF EXISTS conflicts_app");
+    p.dst().exec("CREATE ROLE conflicts_app");
+    p.dst().exec("GRANT USAGE ON SCHEMA replica TO conflicts_app");
+    p.dst().exec("GRANT SELECT, UPDATE ON replica.items TO conflicts_app");
+    p.dst().exec("SET ROLE conflicts_app");
+    p.dst().exec("UPDATE replica.items SET v = 'app' WHERE id = 4");
+    p.dst().exec("RESET ROLE");
+    p.dst().exec("REVOKE ALL ON replica.items FROM conflicts_app");
+    p.dst().exec("REVOKE ALL ON SCHEMA replica FROM conflicts_app");
+    p.dst().exec("DROP ROLE conflicts_app");
+    CHECK(scalar(p.dst(), "SELECT string_agg(id::text, ',') FROM replica.items_pgincr_touched") ==
+          "4");
+    p.src().exec("UPDATE items SET v = 's4', updated_at = now() WHERE id = 4");
+    REQUIRE_SYNC(p, 0);
+    CHECK(scalar(p.dst(), "SELECT v FROM replica.items WHERE id = 4") == "app");
+    CHECK(scalar(p.dst(), "SELECT source_row->>'v' || '/' || (dest_row->>'v') FROM "
+                          "replica.items_conflicts") == "s4/app");
+
+    // Resolved by a person: the row given back to pgincr takes the next source version.
+    p.dst().exec("DELETE FROM replica.items_pgincr_touched WHERE id = 4");
+    p.src().exec("UPDATE items SET v = 's4b', updated_at = now() WHERE id = 4");
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal("items"));
+
+    p.tables(R"([{"name": "items", "mode": "cdc", "conflict": "newest_wins"}])");
+    auto r = p.sync();
+    CHECK(r.exit_code == 2);
+    CHECK(r.all().find("not supported for cdc entries") != std::string::npos);
+}
