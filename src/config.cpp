@@ -420,7 +420,6 @@ template <typename Fail> void parse_conflict(const json &item, Table &t, const F
                                t.destination, t.destination.size(), conflict_name(t.conflict)));
 }
 
-
 } // namespace
 
 std::vector<Table> parse_tables(const std::string &text, const std::string &origin) {

@@ -41,8 +41,7 @@ Owner owner(pg::Connection &dst, const std::string &schema, const std::string &n
 // Creates `name` with `columns` unless pgincr already did; refuses a table of that
 // name that is someone else's.
 bool ensure_table(pg::Connection &dst, const std::string &schema, const std::string &name,
-                  const std::string &columns, const std::string &what,
-                  const config::Table &cfg) {
+                  const std::string &columns, const std::string &what, const config::Table &cfg) {
     switch (owner(dst, schema, name)) {
     case Owner::pgincr:
         return false;
@@ -57,10 +56,10 @@ bool ensure_table(pg::Connection &dst, const std::string &schema, const std::str
     }
     std::string q = dst.qualified(schema, name);
     dst.exec(fmt::format("CREATE TABLE {} ({})", q, columns));
-    dst.exec(fmt::format("COMMENT ON TABLE {} IS {}", q,
-                         dst.quote_literal(fmt::format("{}{} of {} (conflict: {})", marker, what,
-                                                       cfg.destination,
-                                                       config::conflict_name(cfg.conflict)))));
+    dst.exec(fmt::format(
+        "COMMENT ON TABLE {} IS {}", q,
+        dst.quote_literal(fmt::format("{}{} of {} (conflict: {})", marker, what, cfg.destination,
+                                      config::conflict_name(cfg.conflict)))));
     return true;
 }
 
@@ -141,6 +140,10 @@ void prepare(pg::Connection &dst, const std::string &schema, const config::Table
     defs.push_back("_pgincr_touched_at timestamptz NOT NULL DEFAULT pg_catalog.now()");
     defs.push_back(fmt::format("_pgincr_seen_key {}", table.key->dest_type));
     defs.push_back("_pgincr_source_deleted_at timestamptz");
+    // A reload makes the destination equal the source: nothing is kept any more, and
+    // the key's columns may have changed with the source's definition.
+    if (reloaded && owner(dst, schema, touched_name(cfg.destination)) == Owner::pgincr)
+        dst.exec(fmt::format("DROP TABLE {}", touched));
     bool created = ensure_table(dst, schema, touched_name(cfg.destination),
                                 fmt::format("{}", fmt::join(defs, ", ")),
                                 "the keys changed in the destination", cfg);
@@ -148,9 +151,6 @@ void prepare(pg::Connection &dst, const std::string &schema, const config::Table
         bool nnd = dst.server_version() >= 150000;
         dst.exec(fmt::format("CREATE UNIQUE INDEX ON {} ({}){}", touched,
                              fmt::join(keys.unique, ", "), nnd ? " NULLS NOT DISTINCT" : ""));
-    } else if (reloaded) {
-        // A reload makes the destination equal the source: nothing is kept any more.
-        dst.exec(fmt::format("TRUNCATE {}", touched));
     }
     if (cfg.conflict == config::Conflict::manual)
         ensure_table(dst, schema, conflicts_name(cfg.destination),
@@ -166,13 +166,13 @@ void prepare(pg::Connection &dst, const std::string &schema, const config::Table
             .rows() > 0;
     if (has_trigger && !created)
         return;
-    dst.exec(text::fill(sql::conflicts_touch,
-                        {{"FUNCTION", function},
-                         {"TOUCHED", touched},
-                         {"KEY", fmt::format("{}", fmt::join(keys.unique, ", "))},
-                         {"OLD_KEY", prefixed(keys.unique, "OLD")},
-                         {"NEW_KEY", prefixed(keys.unique, "NEW")},
-                         {"REPKEY", dst.quote_ident(table.key->name)}}));
+    dst.exec(
+        text::fill(sql::conflicts_touch, {{"FUNCTION", function},
+                                          {"TOUCHED", touched},
+                                          {"KEY", fmt::format("{}", fmt::join(keys.unique, ", "))},
+                                          {"OLD_KEY", prefixed(keys.unique, "OLD")},
+                                          {"NEW_KEY", prefixed(keys.unique, "NEW")},
+                                          {"REPKEY", dst.quote_ident(table.key->name)}}));
     dst.exec(fmt::format("COMMENT ON FUNCTION {}() IS {}", function,
                          dst.quote_literal(fmt::format("{}records the keys of {} written outside "
                                                        "pgincr",
@@ -193,44 +193,40 @@ void lock_writers(pg::Connection &dst, const std::string &schema, const config::
                          dst.qualified(schema, cfg.destination)));
 }
 
-std::int64_t check_staged(pg::Connection &dst, const std::string &schema,
-                          const config::Table &cfg, const catalog::SourceTable &table,
-                          const std::string &staging) {
+std::int64_t check_staged(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                          const catalog::SourceTable &table, const std::string &staging) {
     lock_writers(dst, schema, cfg);
     auto keys = key_spec(dst, table);
-    std::string sql = text::fill(
-        sql::conflicts_staged,
-        {{"KEY", fmt::format("{}", fmt::join(keys.unique, ", "))},
-         {"STAGING", staging},
-         {"REPKEY", dst.quote_ident(table.key->name)},
-         {"TOUCHED", dst.qualified(schema, touched_name(cfg.destination))},
-         {"MATCH_TS", merge::key_match(keys, "t", "s")},
-         {"T_KEY", prefixed(keys.unique, "t")},
-         {"RECORD", record(dst, schema, cfg, keys, 1)}});
+    std::string sql = text::fill(sql::conflicts_staged,
+                                 {{"KEY", fmt::format("{}", fmt::join(keys.unique, ", "))},
+                                  {"STAGING", staging},
+                                  {"REPKEY", dst.quote_ident(table.key->name)},
+                                  {"TOUCHED", dst.qualified(schema, touched_name(cfg.destination))},
+                                  {"MATCH_TS", merge::key_match(keys, "t", "s")},
+                                  {"T_KEY", prefixed(keys.unique, "t")},
+                                  {"RECORD", record(dst, schema, cfg, keys, 1)}});
     pg::Params params;
     if (cfg.conflict == config::Conflict::manual)
         params.emplace_back(config::conflict_name(cfg.conflict));
     return run_record(dst, cfg, sql, params);
 }
 
-std::string spare_touched(pg::Connection &dst, const std::string &schema,
-                          const config::Table &cfg, const catalog::SourceTable &table,
-                          const std::string &alias) {
+std::string spare_touched(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                          const catalog::SourceTable &table, const std::string &alias) {
     return fmt::format("NOT EXISTS (SELECT FROM {} AS x WHERE {})",
                        dst.qualified(schema, touched_name(cfg.destination)),
                        merge::key_match(key_spec(dst, table), "x", alias));
 }
 
-std::int64_t check_deleted(pg::Connection &dst, const std::string &schema,
-                           const config::Table &cfg, const catalog::SourceTable &table,
-                           const std::string &match, const pg::Params &params) {
+std::int64_t check_deleted(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                           const catalog::SourceTable &table, const std::string &match,
+                           const pg::Params &params) {
     auto keys = key_spec(dst, table);
-    std::string sql =
-        text::fill(sql::conflicts_deleted,
-                   {{"TOUCHED", dst.qualified(schema, touched_name(cfg.destination))},
-                    {"MATCH", match},
-                    {"T_KEY", prefixed(keys.unique, "t")},
-                    {"RECORD", record(dst, schema, cfg, keys, params.size() + 1)}});
+    std::string sql = text::fill(sql::conflicts_deleted,
+                                 {{"TOUCHED", dst.qualified(schema, touched_name(cfg.destination))},
+                                  {"MATCH", match},
+                                  {"T_KEY", prefixed(keys.unique, "t")},
+                                  {"RECORD", record(dst, schema, cfg, keys, params.size() + 1)}});
     auto all = params;
     if (cfg.conflict == config::Conflict::manual)
         all.emplace_back(config::conflict_name(cfg.conflict));

@@ -48,21 +48,19 @@ void lock_writers(pg::Connection &dst, const std::string &schema, const config::
 // writers until the commit (so that no write slips between the check and the merge),
 // then counts the staged rows that meet a key changed in the destination with a newer
 // source version, and for manual records them. Returns the count.
-std::int64_t check_staged(pg::Connection &dst, const std::string &schema,
-                          const config::Table &cfg, const catalog::SourceTable &table,
-                          const std::string &staging);
+std::int64_t check_staged(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                          const catalog::SourceTable &table, const std::string &staging);
 
 // target_wins, manual, in the delete check: the predicate (on alias `alias`) that
 // spares keys changed in the destination from a delete.
-std::string spare_touched(pg::Connection &dst, const std::string &schema,
-                          const config::Table &cfg, const catalog::SourceTable &table,
-                          const std::string &alias);
+std::string spare_touched(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                          const catalog::SourceTable &table, const std::string &alias);
 
 // target_wins, manual, in the delete check: of the keys deleted in the source
 // (`match`: a predicate on alias t over `params`), those changed in the destination
 // are conflicts, each counted (and for manual recorded) once. Returns the count.
-std::int64_t check_deleted(pg::Connection &dst, const std::string &schema,
-                           const config::Table &cfg, const catalog::SourceTable &table,
-                           const std::string &match, const pg::Params &params);
+std::int64_t check_deleted(pg::Connection &dst, const std::string &schema, const config::Table &cfg,
+                           const catalog::SourceTable &table, const std::string &match,
+                           const pg::Params &params);
 
 } // namespace pgincr::conflicts

@@ -65,8 +65,8 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
             // Rows changed in the destination are not deleted (target_wins, manual).
             pg::Params held_params;
             auto held = diff::key_in(sides.dst, "t", found.extra, held_params);
-            result.conflicts += conflicts::check_deleted(dst, settings.dest_schema, cfg, table,
-                                                         held, held_params);
+            result.conflicts +=
+                conflicts::check_deleted(dst, settings.dest_schema, cfg, table, held, held_params);
             match += " AND " + conflicts::spare_touched(dst, settings.dest_schema, cfg, table, "t");
         }
         std::string sql =

@@ -86,8 +86,8 @@ std::string merge_sql(const Spec &spec) {
     }
     // newest_wins: a destination row with no value in the column is older than any.
     if (!spec.newest.empty())
-        changed = fmt::format("({0}) AND (d.{1} IS NULL OR EXCLUDED.{1} >= d.{1})", changed,
-                              spec.newest);
+        changed =
+            fmt::format("({0}) AND (d.{1} IS NULL OR EXCLUDED.{1} >= d.{1})", changed, spec.newest);
     if (sets.empty())
         return sql + "DO NOTHING";
     // Compared as text: works for every type, json included, which has no '='.

@@ -102,8 +102,7 @@ void log_result(const TableResult &r) {
     log::info(r.destination,
               "{}: {} rows copied, {} merged, {} deleted{} in {:.2f}s, mark {}, lag {}",
               sync_mode_name(r.mode), r.rows_copied, r.rows_merged, r.rows_deleted,
-              r.conflicts ? fmt::format(", {} conflicts (destination rows kept)", r.conflicts)
-                          : "",
+              r.conflicts ? fmt::format(", {} conflicts (destination rows kept)", r.conflicts) : "",
               static_cast<double>(r.duration_ms) / 1000.0, r.watermark.value_or("(none)"),
               r.lag_seconds ? fmt::format("{:.0f}s", *r.lag_seconds) : "n/a");
 }

@@ -56,8 +56,8 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
         heartbeat(); // a signal during the copy stops here, before the merge
     if (result.rows_copied > 0)
         result.rows_merged =
-            apply::merge_staged(dst, dst.qualified(settings.dest_schema, cfg.destination),
-                                staging, cfg, table, settings.dest_schema, &result.conflicts);
+            apply::merge_staged(dst, dst.qualified(settings.dest_schema, cfg.destination), staging,
+                                cfg, table, settings.dest_schema, &result.conflicts);
     if (deletes.run) {
         if (heartbeat)
             heartbeat();

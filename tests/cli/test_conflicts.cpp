@@ -41,7 +41,8 @@ void script(Pipeline &p) {
     auto &d = p.dst();
     d.exec("UPDATE replica.items SET v = 'd2' WHERE id = 2");
     // Changed in the destination with a newer key than the source's new version ...
-    d.exec("UPDATE replica.items SET v = 'd3', updated_at = now() + interval '1 hour' WHERE id = 3");
+    d.exec(
+        "UPDATE replica.items SET v = 'd3', updated_at = now() + interval '1 hour' WHERE id = 3");
     // ... and with its old key, older than the source's new version.
     d.exec("UPDATE replica.items SET v = 'd4' WHERE id = 4");
     d.exec("UPDATE replica.items SET v = 'd5' WHERE id = 5");
@@ -103,9 +104,10 @@ TEST_CASE("conflicts: each policy on the same history of writes on both sides gi
 
         if (policy == "manual") {
             // Both versions of each conflict, its key and policy, for a person.
-            CHECK(scalar(p.dst(), "SELECT string_agg(key->>'id' || ':' || coalesce(source_row->>'v', "
-                                  "'-') || '/' || coalesce(dest_row->>'v', '-') || ':' || policy, "
-                                  "' ' ORDER BY (key->>'id')::int) FROM replica.items_conflicts") ==
+            CHECK(scalar(p.dst(),
+                         "SELECT string_agg(key->>'id' || ':' || coalesce(source_row->>'v', "
+                         "'-') || '/' || coalesce(dest_row->>'v', '-') || ':' || policy, "
+                         "' ' ORDER BY (key->>'id')::int) FROM replica.items_conflicts") ==
                   "3:s3/d3:manual 4:s4/d4:manual 5:-/d5:manual 7:s7/-:manual "
                   "100:s100/d100:manual 102:-/d102:manual");
             CHECK(scalar(p.dst(), "SELECT count(*) FROM replica.items_conflicts WHERE "
@@ -176,8 +178,8 @@ TEST_CASE("conflicts: target_wins never takes over a table it did not create, an
                           "'replica.items'::regclass AND NOT tgisinternal") == "0");
     CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_class WHERE relname = "
                           "'items_pgincr_touched'") == "0");
-    CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_pgincr\\_touch\\_%'") ==
-          "0");
+    CHECK(scalar(p.dst(),
+                 "SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_pgincr\\_touch\\_%'") == "0");
     // source_wins again: the source's version overwrites the next time it changes.
     p.src().exec("UPDATE items SET updated_at = now() WHERE id = 2");
     REQUIRE_SYNC(p, 0);
@@ -213,6 +215,13 @@ TEST_CASE("conflicts: a writer with no right on pgincr's side table is still rec
     p.src().exec("UPDATE items SET v = 's4b', updated_at = now() WHERE id = 4");
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("items"));
+
+    // A conflict_column the table does not have fails the table, naming it.
+    p.tables(R"([{"name": "items", "replication_key": "updated_at", "conflict": "newest_wins",
+                  "conflict_column": "nope"}])");
+    auto bad = p.sync();
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.all().find("conflict_column \"nope\" is not a column") != std::string::npos);
 
     p.tables(R"([{"name": "items", "mode": "cdc", "conflict": "newest_wins"}])");
     auto r = p.sync();

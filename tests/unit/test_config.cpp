@@ -275,8 +275,8 @@ TEST_CASE("tables-config: conflict policies parse, default to source_wins, and a
                        "conflict": "manual"}])"),
               "key \"conflict\": only incremental-deduped entries"));
     // The default is fine everywhere.
-    CHECK_NOTHROW(config::parse_tables(R"([{"name": "o", "mode": "cdc", "conflict": "source_wins"}])",
-                                       "t.json"));
+    CHECK_NOTHROW(config::parse_tables(
+        R"([{"name": "o", "mode": "cdc", "conflict": "source_wins"}])", "t.json"));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict_column": "x"}])"),
               "key \"conflict_column\": only applies with \"conflict\": \"newest_wins\""));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "newest_wins",
@@ -284,10 +284,12 @@ TEST_CASE("tables-config: conflict policies parse, default to source_wins, and a
               "key \"conflict_column\": expected the name of a column"));
     std::string long_name(49, 'x');
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "target_wins",
-                       "destination": ")" + long_name + R"("}])"),
+                       "destination": ")" +
+                  long_name + R"("}])"),
               "set a \"destination\" of at most 48 bytes"));
     CHECK_NOTHROW(config::parse_tables(R"([{"name": "o", "replication_key": "u",
-        "conflict": "manual", "destination": ")" + std::string(48, 'x') + R"("}])",
+        "conflict": "manual", "destination": ")" +
+                                           std::string(48, 'x') + R"("}])",
                                        "t.json"));
 }
 
@@ -384,8 +386,8 @@ TEST_CASE("tables-config: cdc entries need no replication_key, and options that 
     CHECK(has(bad(R"([{"name": "o", "mode": "cdc"}, {"name": "o", "mode": "cdc",
                        "destination": "o2"}])"),
               "entry 2 (\"o\"): key \"name\": source table \"o\" is already streamed"));
-    CHECK(has(bad(R"([{"name": "o", "mode": "stream"}])"),
-              "incremental-append, full-refresh, cdc"));
+    CHECK(
+        has(bad(R"([{"name": "o", "mode": "stream"}])"), "incremental-append, full-refresh, cdc"));
 }
 
 TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME unless set") {
@@ -393,8 +395,8 @@ TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME un
     auto s = config::load_settings(path, {});
     CHECK(s.slot == "pgincr_app_public");
     CHECK(s.publication == "pgincr_app_public");
-    auto set = config::load_settings(path, {{"PGINCR_SLOT", "my_slot"},
-                                            {"PGINCR_PUBLICATION", "My Publication"}});
+    auto set = config::load_settings(
+        path, {{"PGINCR_SLOT", "my_slot"}, {"PGINCR_PUBLICATION", "My Publication"}});
     CHECK(set.slot == "my_slot");
     CHECK(set.publication == "My Publication");
     CHECK(config::default_slot_name("Sales-DB.eu") == "pgincr_sales_db_eu");

@@ -86,8 +86,9 @@ TEST_CASE("merge: newest_wins applies a row only when its column is at least the
     CHECK(contains(sql, R"(::text) AND (d."changed_at" IS NULL OR )"
                         R"(EXCLUDED."changed_at" >= d."changed_at"))"));
     // Inserts are never held back: only the ON CONFLICT branch is guarded.
-    CHECK(contains(sql, R"(SELECT DISTINCT ON ("id") "id", "v", "updated_at" FROM "r"."orders_stg" )"
-                        R"(ORDER BY)"));
+    CHECK(contains(sql,
+                   R"(SELECT DISTINCT ON ("id") "id", "v", "updated_at" FROM "r"."orders_stg" )"
+                   R"(ORDER BY)"));
     // The count of held-back rows is the guard's negation, over the same dedup.
     auto held = merge::held_back_sql(spec);
     CHECK(contains(held, R"(SELECT DISTINCT ON ("id") * FROM "r"."orders_stg" ORDER BY "id", )"
