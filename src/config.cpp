@@ -390,12 +390,15 @@ template <typename Fail> void parse_conflict(const json &item, Table &t, const F
             throw fail("conflict", fmt::format("{} is not one of \"source_wins\", "
                                                "\"newest_wins\", \"target_wins\", \"manual\"",
                                                v.dump()));
-        if (t.conflict != Conflict::source_wins && t.mode != Mode::incremental_deduped)
+        bool cdc_newest = t.mode == Mode::cdc && t.conflict == Conflict::newest_wins;
+        if (t.conflict != Conflict::source_wins && t.mode != Mode::incremental_deduped &&
+            !cdc_newest)
             throw fail("conflict",
                        t.mode == Mode::cdc
-                           ? "conflict policies other than \"source_wins\" are not supported "
-                             "for cdc entries yet (every source change is applied); use an "
-                             "incremental-deduped entry, or remove \"conflict\""
+                           ? "a cdc entry supports \"source_wins\" and \"newest_wins\" (with a "
+                             "\"conflict_column\"); \"target_wins\" and \"manual\" are not "
+                             "supported for cdc entries yet. Use an incremental-deduped entry, "
+                             "or change \"conflict\""
                            : "only incremental-deduped entries update rows in place, so only "
                              "they can meet a destination change (remove \"conflict\", or "
                              "change the mode)");
@@ -408,6 +411,9 @@ template <typename Fail> void parse_conflict(const json &item, Table &t, const F
             throw fail("conflict_column", "expected the name of a column of the table");
         t.conflict_column = v.get<std::string>();
     }
+    if (t.mode == Mode::cdc && t.conflict == Conflict::newest_wins && t.conflict_column.empty())
+        throw fail("conflict", "a cdc entry has no replication_key to compare: \"newest_wins\" "
+                               "needs a \"conflict_column\" (say, the table's updated_at)");
     // <destination>_pgincr_touched must fit PostgreSQL's 63-byte names (the
     // _conflicts table's name is shorter).
     if ((t.conflict == Conflict::target_wins || t.conflict == Conflict::manual) &&

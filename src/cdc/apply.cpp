@@ -206,9 +206,24 @@ std::int64_t TableApply::finish() {
         {"VALUES", fmt::format("{}", fmt::join(values, ", "))},
         {"SET", sets.empty() ? std::string("NOTHING")
                              : fmt::format("UPDATE SET {}", fmt::join(sets, ", "))}};
+    // newest_wins: a destination row with no value in the column is older than any.
+    if (!shape_.newest.empty() && !sets.empty())
+        v.back().second +=
+            fmt::format(" WHERE d.{0} IS NULL OR EXCLUDED.{0} >= d.{0}", shape_.newest);
+    conflicts_ = 0;
+    std::int64_t upserts = 0;
+    if (!shape_.newest.empty())
+        upserts = dst_.exec(text::fill("SELECT pg_catalog.count(*) FROM (SELECT DISTINCT ON "
+                                       "(%KEY%) _pgincr_op FROM %STAGING% ORDER BY %KEY%, "
+                                       "_pgincr_seq DESC) AS l WHERE l._pgincr_op <> 'D'",
+                                       v),
+                            pg::Expect::value)
+                      .integer(0, 0);
     // Upserts first: a row that moved to a new key reads its unchanged values from the
     // old key's row, which the deletes then remove.
     auto upserted = run(text::fill(sql::cdc_upsert, v));
+    if (!shape_.newest.empty())
+        conflicts_ = upserts - upserted;
     auto deleted = run(text::fill(sql::cdc_delete, v));
     dst_.exec(fmt::format("TRUNCATE {}", staging_));
     staged_ = 0;

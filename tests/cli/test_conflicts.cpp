@@ -5,6 +5,7 @@
 // destination) gives each policy's documented result; manual fills
 // <destination>_conflicts; a reload makes the destination equal the source again.
 #include "support/pipeline.hpp"
+#include "support/servers.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -223,8 +224,44 @@ TEST_CASE("conflicts: a writer with no right on pgincr's side table is still rec
     CHECK(bad.exit_code == 1);
     CHECK(bad.all().find("conflict_column \"nope\" is not a column") != std::string::npos);
 
-    p.tables(R"([{"name": "items", "mode": "cdc", "conflict": "newest_wins"}])");
+    p.tables(R"([{"name": "items", "mode": "cdc", "conflict": "target_wins"}])");
     auto r = p.sync();
     CHECK(r.exit_code == 2);
     CHECK(r.all().find("not supported for cdc entries") != std::string::npos);
+}
+
+TEST_CASE("conflicts: a cdc entry with newest_wins keeps a destination row whose "
+          "conflict_column is newer, and counts it") {
+    std::string slot = "pgincr_t_conflicts_cdc";
+    SlotCleanup cleanup{slot};
+    Pipeline p("conflicts_cdc", "public", "replica", "PGINCR_SLOT=" + slot + "\n");
+    p.src().exec("CREATE TABLE items (id bigint PRIMARY KEY, v text NOT NULL, changed_at "
+                 "timestamptz NOT NULL DEFAULT now())");
+    p.src().exec("INSERT INTO items SELECT g, 'v' || g, now() - interval '1 hour' FROM "
+                 "generate_series(1, 4) g");
+    p.tables(R"([{"name": "items", "mode": "cdc", "conflict": "newest_wins",
+                  "conflict_column": "changed_at"}])");
+    REQUIRE_SYNC(p, 0);
+    // Newer in the destination, older in the destination, and a NULL-free insert race.
+    p.dst().exec("UPDATE replica.items SET v = 'd1', changed_at = now() + interval '1 hour' "
+                 "WHERE id = 1");
+    p.dst().exec("UPDATE replica.items SET v = 'd2' WHERE id = 2");
+    p.src().exec("UPDATE items SET v = 's' || id, changed_at = now() WHERE id IN (1, 2, 3)");
+    p.src().exec("DELETE FROM items WHERE id = 4"); // a delete carries nothing to compare
+    p.src().exec("INSERT INTO items VALUES (5, 's5', now())");
+    auto r = p.sync();
+    INFO(r.all());
+    REQUIRE(r.exit_code == 0);
+    CHECK(dest_rows(p) == "1:d1 2:s2 3:s3 5:s5");
+    CHECK(p.state("items")->last_sync->conflicts == 1);
+    // Nothing is added to the destination for newest_wins.
+    CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_class WHERE relname LIKE 'items\\_%'") == "0");
+
+    REQUIRE(p.run({"reset", "items"}).exit_code == 0);
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal("items"));
+    try {
+        p.src().exec(fmt::format("DROP PUBLICATION IF EXISTS {}", slot));
+    } catch (...) {
+    }
 }

@@ -267,8 +267,16 @@ TEST_CASE("tables-config: conflict policies parse, default to source_wins, and a
 
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "mine"}])"),
               "entry 1 (\"o\"): key \"conflict\": \"mine\" is not one of \"source_wins\""));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "target_wins"}])"),
+              "\"target_wins\" and \"manual\" are not supported for cdc entries yet"));
+    // cdc has no replication_key: newest_wins names its column.
     CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "newest_wins"}])"),
-              "not supported for cdc entries"));
+              "key \"conflict\": a cdc entry has no replication_key to compare"));
+    auto cdc = config::parse_tables(R"([{"name": "o", "mode": "cdc", "conflict": "newest_wins",
+                                          "conflict_column": "changed_at"}])",
+                                    "t.json");
+    CHECK(cdc[0].conflict == config::Conflict::newest_wins);
+    CHECK(cdc[0].conflict_column == "changed_at");
     CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "conflict": "target_wins"}])"),
               "key \"conflict\": only incremental-deduped entries"));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "incremental-append",
