@@ -235,3 +235,93 @@ TEST_CASE("lag alerts: an entry's lag_alert_seconds beats LAG_ALERT_SECONDS - an
     CHECK(p.equal("orders"));
     CHECK(p.equal("orders", "orders_b"));
 }
+
+TEST_CASE("lag alerts: a lag_alert the webhook refused is posted again by the next sync, then "
+          "never more") {
+    // The initial sync's summary, then the alert (refused), the summary, the alert again.
+    HttpReceiver hook({200, 500, 200});
+    Pipeline p(
+        "lag_alert_refused", "public", "replica",
+        fmt::format("WEBHOOK_URL={}\nWEBHOOK_ATTEMPTS=1\nLAG_ALERT_SECONDS=2\n", hook.url()));
+    seed(p);
+    p.tables(R"([{"name": "orders", "replication_key": "updated_at"}])");
+    REQUIRE_SYNC(p, 0);
+
+    OpenTransaction open(p);
+    rows_after(p, 101, 3);
+    auto r = p.sync();
+    INFO(r.all());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find("lag_alert not delivered") != std::string::npos);
+    CHECK(lag_events(hook).size() == 1); // received, answered 500
+    CHECK(status_row(status_json(p), "orders")["lag_alert"]["active"] == false);
+
+    REQUIRE_SYNC(p, 0);
+    CHECK(lag_events(hook).size() == 2);
+    CHECK(status_row(status_json(p), "orders")["lag_alert"]["active"] == true);
+    REQUIRE_SYNC(p, 0);
+    auto events = lag_events(hook);
+    CHECK(events.size() == 2);
+    CHECK(count(events, "lag_alert", "orders") == 2);
+    open.commit();
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal("orders"));
+}
+
+TEST_CASE("lag alerts: a cdc table failing run after run alerts once with its failures as the "
+          "cause - its reload recovers") {
+    HttpReceiver hook({200});
+    std::string slot = "pgincr_t_lag_alert_cdc";
+    SlotCleanup cleanup{slot};
+    Pipeline p(
+        "lag_alert_cdc", "public", "replica",
+        fmt::format("PGINCR_SLOT={}\nWEBHOOK_URL={}\nLAG_ALERT_SECONDS=2\n", slot, hook.url()));
+    struct DropPublication {
+        Pipeline &p;
+        std::string name;
+        ~DropPublication() {
+            try {
+                p.src().exec(fmt::format("DROP PUBLICATION IF EXISTS {}", name));
+            } catch (...) {
+            }
+        }
+    } publication{p, slot};
+    p.src().exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    p.src().exec("INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g");
+    p.tables(R"([{"name": "t", "mode": "cdc"}])");
+    REQUIRE_SYNC(p, 0);
+    p.src().exec("INSERT INTO t VALUES (101, 'streamed')");
+    REQUIRE_SYNC(p, 0);
+    CHECK(lag_events(hook).empty());
+
+    // A slot dropped by hand fails the table on every run until it is reset.
+    p.src().exec(fmt::format("SELECT pg_drop_replication_slot('{}')", slot));
+    p.src().exec("INSERT INTO t VALUES (102, 'waits')");
+    REQUIRE_SYNC(p, 1);
+    CHECK(lag_events(hook).empty()); // failing for no time yet
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    REQUIRE_SYNC(p, 1);
+    REQUIRE_SYNC(p, 1);
+    auto events = lag_events(hook);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0]["event"] == "lag_alert");
+    CHECK(events[0]["table"] == "t");
+    CHECK(events[0]["mode"] == "cdc");
+    CHECK(events[0]["lag_seconds"].get<double>() >= 2.0);
+    CHECK(events[0]["rows_waiting"].is_null());
+    bool failures = false;
+    for (const auto &c : events[0]["causes"])
+        if (c["kind"] == "failures") {
+            failures = true;
+            CHECK(c["failed_runs"] == 2);
+            CHECK(c["last_error"].get<std::string>().find(slot) != std::string::npos);
+        }
+    CHECK(failures);
+
+    REQUIRE(p.run({"reset", "t"}).exit_code == 0);
+    REQUIRE_SYNC(p, 0);
+    events = lag_events(hook);
+    REQUIRE(events.size() == 2);
+    CHECK(events[1]["event"] == "lag_recovered");
+    CHECK(p.equal("t"));
+}
