@@ -357,6 +357,12 @@ struct Checker {
 
 } // namespace
 
+bool enabled(const config::Settings &settings, const std::vector<config::Table> &tables) {
+    return std::any_of(tables.begin(), tables.end(), [&](const config::Table &t) {
+        return config::lag_alert_threshold(settings, t).has_value();
+    });
+}
+
 void check(const config::Settings &settings, const state::Store &store,
            const std::vector<config::Table> &tables, const RunSummary &run, pg::Connection *src,
            pg::Connection *primary) {

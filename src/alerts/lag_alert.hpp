@@ -84,6 +84,10 @@ State from_json(const std::string &text, const std::string &origin); // throws C
 std::optional<State> load(const state::Store &store, const std::string &destination);
 void save(const state::Store &store, const std::string &destination, const State &state);
 
+// Whether any of `tables` has a threshold: otherwise check() has nothing to do, and
+// the caller need not reach for the source.
+bool enabled(const config::Settings &settings, const std::vector<config::Table> &tables);
+
 // After a sync run or a watch cycle that was not interrupted and kept its lock: for each
 // table of `run` whose entry has a threshold, measure its lag (live on `src`, or the
 // stream's), decide, log, post, and save what was posted. An event whose post failed is

@@ -52,7 +52,7 @@ int sync(const cli::Options &o) {
     run.run_id = new_run_id();
     auto lock_lost = runner.lock_lost();
     // Under the lock: the alert state is read and written by one run at a time.
-    if (!run.interrupted && !lock_lost)
+    if (!run.interrupted && !lock_lost && lag_alert::enabled(settings, tables))
         lag_alert::check(settings, store, tables, run, runner.source(), runner.primary());
     runner.close();
     lock.reset();

@@ -230,7 +230,7 @@ int watch(const cli::Options &o) {
         log::debug("", "cycle {}: rss {} kB, {} open files", cycles, fp.rss_kb, fp.open_files);
         if (should_post(settings.webhook.events, run))
             webhook::notify(settings.webhook, run);
-        if (!run.interrupted && !runner.lock_lost())
+        if (!run.interrupted && !runner.lock_lost() && lag_alert::enabled(settings, tables))
             lag_alert::check(settings, store, tables, run, runner.source(), runner.primary());
         if (run.interrupted)
             break;
