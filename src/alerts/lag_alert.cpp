@@ -259,16 +259,15 @@ struct Checker {
 
         std::optional<double> lag;
         std::optional<std::int64_t> rows_waiting;
+        std::optional<state::TableState> saved;
         bool cdc = cfg.mode == config::Mode::cdc;
         if (cdc) {
             lag = cdc_lag(r, counted, now);
         } else if (src) {
             try {
-                if (auto saved = store.load(cfg.destination)) {
-                    auto l = lag::measure(*src, settings, cfg, *saved);
-                    lag = l.seconds;
-                    rows_waiting = l.rows_waiting;
-                }
+                saved = store.load(cfg.destination);
+                if (saved)
+                    lag = lag::measure(*src, settings, cfg, *saved, false).seconds;
             } catch (const std::exception &e) {
                 // A table that failed has said why already.
                 if (r.ok)
@@ -279,6 +278,14 @@ struct Checker {
         }
 
         auto d = decide(counted, lag, threshold, settings.lag_alert_repeat_seconds, now);
+        // Counted only for the post: every cycle would pay a scan of what waits.
+        if (d.event != Event::none && saved && src) {
+            try {
+                rows_waiting = lag::measure(*src, settings, cfg, *saved).rows_waiting;
+            } catch (const std::exception &e) {
+                log::warn(tag, "lag alert: cannot count the rows waiting: {}", e.what());
+            }
+        }
         if (d.event != Event::none)
             d.next.rows_waiting = rows_waiting;
         if (d.event == Event::alert) {

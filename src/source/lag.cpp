@@ -8,7 +8,7 @@
 namespace pgincr::lag {
 
 Lag measure(pg::Connection &src, const config::Settings &settings, const config::Table &cfg,
-            const state::TableState &saved) {
+            const state::TableState &saved, bool count_rows) {
     Lag lag;
     if (cfg.mode == config::Mode::cdc || !saved.watermark || cfg.replication_key.empty() ||
         saved.key_type.empty())
@@ -30,12 +30,14 @@ Lag measure(pg::Connection &src, const config::Settings &settings, const config:
     std::string where = fmt::format("{} >= {}", key, mark);
     if (cfg.filter)
         where += " AND (" + cfg.filter->where + ")";
-    auto res = src.exec(fmt::format("SELECT {}, count(*) FROM ONLY {} WHERE {}", diff,
+    auto res = src.exec(fmt::format("SELECT {}, {} FROM ONLY {} WHERE {}", diff,
+                                    count_rows ? "count(*)" : "NULL::int8",
                                     src.qualified(settings.source_schema, cfg.name), where),
                         params, pg::Expect::one_row);
     if (time_key && !res.is_null(0, 0))
         lag.seconds = std::stod(std::string(res.text(0, 0)));
-    lag.rows_waiting = res.integer(0, 1);
+    if (count_rows)
+        lag.rows_waiting = res.integer(0, 1);
     return lag;
 }
 

@@ -20,8 +20,10 @@ struct Lag {
 
 // Autocommit reads on `src`, through the key's index: only the rows at or after the
 // mark that pass the entry's filter. Nothing for cdc entries and entries without a
-// mark (their lag is the stream's: cdc_sync reports it). Throws pg::PgError.
+// mark (their lag is the stream's: cdc_sync reports it). Without `count_rows` only the
+// newest key is read (one index probe), and rows_waiting stays unknown: a mark held back
+// for hours can have many rows after it. Throws pg::PgError.
 Lag measure(pg::Connection &src, const config::Settings &settings, const config::Table &cfg,
-            const state::TableState &saved);
+            const state::TableState &saved, bool count_rows = true);
 
 } // namespace pgincr::lag
