@@ -60,6 +60,8 @@ const std::set<std::string> known_keys = {
     "WEBHOOK_EVENTS",
     "PGINCR_IN_SYNC_LAG_SECONDS",
     "PGINCR_WATCH_UNREACHABLE_CYCLES",
+    "LAG_ALERT_SECONDS",
+    "LAG_ALERT_REPEAT_SECONDS",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
@@ -78,7 +80,25 @@ int parse_int(const std::string &value, const std::string &key, const std::strin
                                   key, min, max, value));
 }
 
+// Seconds above 0, fractions allowed, at most a year.
+double parse_seconds(const std::string &value, const std::string &key, const std::string &origin) {
+    try {
+        std::size_t used = 0;
+        double v = std::stod(value, &used);
+        if (used == value.size() && v > 0 && v <= 31536000)
+            return v;
+    } catch (const std::exception &) {
+    }
+    throw ConfigError(fmt::format("{}: {} must be a number of seconds above 0 and at most "
+                                  "31536000, got '{}'",
+                                  origin, key, value));
+}
+
 } // namespace
+
+std::optional<double> lag_alert_threshold(const Settings &settings, const Table &table) {
+    return table.lag_alert_seconds ? table.lag_alert_seconds : settings.lag_alert_seconds;
+}
 
 const char *mode_name(Mode mode) {
     switch (mode) {
@@ -287,6 +307,10 @@ Settings load_settings(const std::filesystem::path &env_file,
                                       "PGINCR_IN_SYNC_LAG_SECONDS", origin, 0, 24 * 3600);
     s.watch_unreachable_cycles = parse_int(optional("PGINCR_WATCH_UNREACHABLE_CYCLES", "3"),
                                            "PGINCR_WATCH_UNREACHABLE_CYCLES", origin, 1, 1000000);
+    if (auto v = optional("LAG_ALERT_SECONDS", ""); !v.empty())
+        s.lag_alert_seconds = parse_seconds(v, "LAG_ALERT_SECONDS", origin);
+    s.lag_alert_repeat_seconds = parse_seconds(optional("LAG_ALERT_REPEAT_SECONDS", "3600"),
+                                               "LAG_ALERT_REPEAT_SECONDS", origin);
     auto via = optional("PGINCR_LOAD_VIA", "copy");
     if (via == "pg_dump")
         s.load_via = LoadVia::pg_dump;
@@ -485,14 +509,16 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                                                       "delete_check_seconds",
                                                       "max_delete_fraction",
                                                       "conflict",
-                                                      "conflict_column"};
+                                                      "conflict_column",
+                                                      "lag_alert_seconds"};
         for (const auto &[key, _] : item.items())
             if (!allowed.count(key))
                 throw ConfigError(fmt::format("{}: unknown key \"{}\" (known keys: name, "
                                               "replication_key, unique_cols, mode, destination, "
                                               "filter, lookback_seconds, indexes, deletes, "
                                               "delete_check_seconds, max_delete_fraction, "
-                                              "conflict, conflict_column)",
+                                              "conflict, conflict_column, "
+                                              "lag_alert_seconds)",
                                               where, key));
 
         Table t;
@@ -565,6 +591,21 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
 
         parse_deletes(item, t, fail);
         parse_conflict(item, t, fail);
+
+        if (item.contains("lag_alert_seconds")) {
+            const auto &v = item["lag_alert_seconds"];
+            if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 31536000)
+                throw fail("lag_alert_seconds", fmt::format("expected a number of seconds above 0 "
+                                                            "and at most 31536000, got {}",
+                                                            v.dump()));
+            // Without a key a full-refresh entry has no mark to fall behind.
+            if (t.mode == Mode::full_refresh && t.replication_key.empty())
+                throw fail("lag_alert_seconds", "a full-refresh entry without \"replication_key\" "
+                                                "has no mark, so it has no lag to alert on; add "
+                                                "a \"replication_key\" or remove "
+                                                "\"lag_alert_seconds\"");
+            t.lag_alert_seconds = v.get<double>();
+        }
 
         if (item.contains("filter")) {
             const auto &f = item["filter"];

@@ -45,6 +45,11 @@ std::filesystem::path Store::path_for(const std::string &destination) const {
     return dir_ / (encode_name(destination) + ".json");
 }
 
+std::filesystem::path Store::sibling_path(const std::string &destination,
+                                          const std::string &suffix) const {
+    return dir_ / (encode_name(destination) + "." + suffix + ".json");
+}
+
 std::filesystem::path Store::legacy_path(const std::string &table) const {
     return dir_ / (table + ".txt");
 }

@@ -138,6 +138,16 @@ void Runner::open_sessions(bool probe) {
     ensure_open(dst_, settings_.dest, probe);
 }
 
+pg::Connection *Runner::source() noexcept {
+    try {
+        ensure_open(src_, settings_.source, true);
+        return src_.get();
+    } catch (const std::exception &e) {
+        log::warn("", "[source] unreachable after the cycle: {}", e.what());
+        return nullptr;
+    }
+}
+
 void Runner::close() {
     src_.reset();
     dst_.reset();

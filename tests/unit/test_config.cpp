@@ -414,3 +414,56 @@ TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME un
                                            "replication slot name"),
                          ConfigError);
 }
+
+TEST_CASE("config: lag alerts are off by default - LAG_ALERT_SECONDS and the repeat interval "
+          "parse - bad values name the key") {
+    auto path = write_temp("lag.env", old_tool_env);
+    auto s = config::load_settings(path, {});
+    CHECK_FALSE(s.lag_alert_seconds);
+    CHECK(s.lag_alert_repeat_seconds == 3600);
+    s = config::load_settings(path,
+                              {{"LAG_ALERT_SECONDS", "2.5"}, {"LAG_ALERT_REPEAT_SECONDS", "60"}});
+    REQUIRE(s.lag_alert_seconds);
+    CHECK(*s.lag_alert_seconds == 2.5);
+    CHECK(s.lag_alert_repeat_seconds == 60);
+    for (const auto &[key, value] :
+         std::vector<std::pair<std::string, std::string>>{{"LAG_ALERT_SECONDS", "0"},
+                                                          {"LAG_ALERT_SECONDS", "-5"},
+                                                          {"LAG_ALERT_SECONDS", "5m"},
+                                                          {"LAG_ALERT_REPEAT_SECONDS", "0"},
+                                                          {"LAG_ALERT_REPEAT_SECONDS", "soon"}}) {
+        auto bad_env =
+            write_temp("lag-bad.env", std::string(old_tool_env) + key + "=" + value + "\n");
+        std::string expected = "lag-bad.env: " + key + " must be a number of seconds above 0";
+        CHECK_THROWS_WITH_AS(config::load_settings(bad_env, {}),
+                             doctest::Contains(expected.c_str()), ConfigError);
+    }
+}
+
+TEST_CASE("tables-config: lag_alert_seconds overrides the pipeline's threshold - bad values name "
+          "the entry and key") {
+    auto t = config::parse_tables(
+        R"([{"name": "a", "replication_key": "k", "lag_alert_seconds": 2},
+            {"name": "b", "replication_key": "k"},
+            {"name": "c", "mode": "cdc", "lag_alert_seconds": 0.5}])",
+        "t.json");
+    CHECK(t[0].lag_alert_seconds == 2.0);
+    CHECK_FALSE(t[1].lag_alert_seconds);
+    CHECK(t[2].lag_alert_seconds == 0.5);
+    config::Settings s;
+    CHECK_FALSE(config::lag_alert_threshold(s, t[1]));
+    CHECK(config::lag_alert_threshold(s, t[0]) == 2.0);
+    s.lag_alert_seconds = 600;
+    CHECK(config::lag_alert_threshold(s, t[0]) == 2.0);
+    CHECK(config::lag_alert_threshold(s, t[1]) == 600.0);
+    // Changing a threshold never reloads a table.
+    CHECK(config::options_signature(t[0]) == config::options_signature(t[1]));
+
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lag_alert_seconds": 0}])"),
+              "tables-config.json: entry 1 (\"o\"): key \"lag_alert_seconds\": expected a number "
+              "of seconds above 0"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lag_alert_seconds": "60"}])"),
+              "key \"lag_alert_seconds\": expected a number"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "lag_alert_seconds": 60}])"),
+              "key \"lag_alert_seconds\": a full-refresh entry without \"replication_key\""));
+}
