@@ -120,6 +120,22 @@ void run_job(const Job &job, Shared &shared) {
             opened.emplace(job.source);
             reader.emplace(*opened, job.snapshot_id);
             src = &*opened;
+            // As pg_dump's workers do: an ACCESS EXCLUSIVE request (a migration) queued
+            // behind the load's own lock would queue this one behind it, and the load
+            // would wait on itself until lock_timeout. Fail at once instead; the next
+            // run loads the table again.
+            try {
+                src->exec(
+                    fmt::format("LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT", job.relation));
+            } catch (const pg::PgError &e) {
+                if (e.sqlstate() != "55P03")
+                    throw;
+                throw catalog::TableError(fmt::format(
+                    "[source] a parallel stream could not lock {} ({}): another session waits "
+                    "for a stronger lock on it (ALTER TABLE, TRUNCATE, ...) behind this load; "
+                    "the table is retried on the next run",
+                    job.relation, e.server_message()));
+            }
         }
         pg::Connection dst(job.dest);
         pg::Transaction tx(dst);

@@ -232,3 +232,33 @@ TEST_CASE("parallel load: kill -9 or a signal while parts are copying leaves the
     CHECK(p.equal("t"));
     CHECK(shadow_tables(p.dst()) == "0");
 }
+
+TEST_CASE("parallel load: a migration queued behind the load's table lock fails the load at once "
+          "- the streams do not queue behind it - and the next run loads the new definition") {
+    Pipeline p("par_migration", "public", "replica", "PGINCR_SPLIT_MIN_MB=0\nPGINCR_JOBS=3\n");
+    seed_holey(p.src());
+    p.tables(t_config);
+    std::future<RunResult> run;
+    std::future<void> migration;
+    Pause pause(p.dir, "snapshot-taken");
+    run = std::async(std::launch::async, [&] { return p.sync(pause.env()); });
+    REQUIRE(pause.reached());
+    auto db = p.dbs.name();
+    migration = std::async(std::launch::async, [db] {
+        admin(pg::Side::source, db)->exec("ALTER TABLE t ADD COLUMN extra int DEFAULT 7");
+    });
+    REQUIRE(eventually(p.src(), "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE "
+                                "'ALTER TABLE t%' AND wait_event_type = 'Lock')"));
+    pause.go();
+    auto r = run.get();
+    INFO(r.all());
+    CHECK(r.exit_code == 1);
+    // Without NOWAIT the streams would wait for the ALTER, which waits for the load:
+    // a "lock timeout" after PGINCR_LOCK_TIMEOUT_SECONDS (300 s).
+    CHECK(r.all().find("could not obtain lock on relation") != std::string::npos);
+    migration.get();
+    CHECK(shadow_tables(p.dst()) == "0");
+
+    REQUIRE_SYNC(p, 0);
+    CHECK(p.equal("t"));
+}
