@@ -29,8 +29,8 @@ struct ShadowCleanup {
             if (PQtransactionStatus(dst.get()) == PQTRANS_IDLE)
                 dst.exec(fmt::format("DROP TABLE IF EXISTS {}", shadow));
         } catch (const std::exception &e) {
-            log::debug("", "could not drop the shadow table {} ({}); the next load will",
-                       shadow, e.what());
+            log::debug("", "could not drop the shadow table {} ({}); the next load will", shadow,
+                       e.what());
         }
     }
 };

@@ -106,9 +106,9 @@ struct Job {
     pg::ConnInfo dest;
     const config::Table *cfg = nullptr;
     const std::vector<Range> *ranges = nullptr;
-    std::string relation;     // the source table, qualified
-    std::string select_list;  // of the source's columns
-    std::string copy_in_sql;  // into the shadow table
+    std::string relation;    // the source table, qualified
+    std::string select_list; // of the source's columns
+    std::string copy_in_sql; // into the shadow table
 };
 
 void run_job(const Job &job, Shared &shared) {

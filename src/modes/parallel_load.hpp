@@ -55,7 +55,6 @@ std::vector<Range> plan(pg::Connection &src, const catalog::SourceTable &table,
 // drops the shadow table.
 std::int64_t copy(pg::Snapshot &snapshot, const pg::ConnInfo &dest, const config::Table &cfg,
                   const catalog::SourceTable &table, const std::vector<Range> &ranges, int jobs,
-                  const std::string &shadow, Progress &progress,
-                  const apply::Heartbeat &heartbeat);
+                  const std::string &shadow, Progress &progress, const apply::Heartbeat &heartbeat);
 
 } // namespace pgincr::parallel_load

@@ -18,8 +18,7 @@ using namespace pgincr::test;
 
 namespace {
 
-const char *t_config =
-    R"([{"name": "t", "replication_key": "updated_at", "unique_cols": ["id"]}])";
+const char *t_config = R"([{"name": "t", "replication_key": "updated_at", "unique_cols": ["id"]}])";
 
 // A heap with holes: scattered deletes and a deleted stretch, and updated rows whose
 // new versions land elsewhere, all left unvacuumed, so that equal CTID ranges hold very
@@ -74,7 +73,8 @@ class Writer {
                 if (stop_)
                     return;
                 conn_->exec("BEGIN");
-                conn_->exec(fmt::format("INSERT INTO t VALUES ({}, 'new', 'w', now())", 100000 + i));
+                conn_->exec(
+                    fmt::format("INSERT INTO t VALUES ({}, 'new', 'w', now())", 100000 + i));
                 conn_->exec(fmt::format("UPDATE t SET v = 'during {}', updated_at = now() WHERE "
                                         "id = {}",
                                         i, (i * 7919) % 20000 + 1));
@@ -261,4 +261,16 @@ TEST_CASE("parallel load: a migration queued behind the load's table lock fails 
 
     REQUIRE_SYNC(p, 0);
     CHECK(p.equal("t"));
+}
+
+TEST_CASE("parallel load: --jobs outside 1-16 is a usage error for sync and watch") {
+    WorkDir dir;
+    for (std::string command : {"sync", "watch"})
+        for (std::string jobs : {"0", "17", "many"}) {
+            CAPTURE(command);
+            CAPTURE(jobs);
+            auto r = dir.run({command, "--jobs", jobs});
+            CHECK(r.exit_code == 2);
+            CHECK(r.all().find("--jobs") != std::string::npos);
+        }
 }

@@ -23,8 +23,7 @@ TEST_CASE("parallel load: ranges cover every block once - the last one open-ende
             }
         }
     }
-    CHECK(parallel_load::split(12, 3) ==
-          std::vector<Range>{{0, 4}, {4, 8}, {8, std::nullopt}});
+    CHECK(parallel_load::split(12, 3) == std::vector<Range>{{0, 4}, {4, 8}, {8, std::nullopt}});
 }
 
 TEST_CASE("parallel load: a range's predicate is a TID range - none for the whole table") {
