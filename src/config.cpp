@@ -62,10 +62,24 @@ const std::set<std::string> known_keys = {
     "PGINCR_WATCH_UNREACHABLE_CYCLES",
     "LAG_ALERT_SECONDS",
     "LAG_ALERT_REPEAT_SECONDS",
+    "PGINCR_JOBS",
+    "PGINCR_SPLIT_MIN_MB",
+    "PGINCR_MAINTENANCE_WORK_MEM",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
 const std::vector<std::string> owned_prefixes = {"SOURCE_", "DEST_", "WEBHOOK_", "PGINCR_"};
+
+// "256MB", "1GB", "65536kB": what PostgreSQL takes for maintenance_work_mem.
+bool memory_setting(const std::string &value) {
+    std::size_t digits = 0;
+    while (digits < value.size() && value[digits] >= '0' && value[digits] <= '9')
+        ++digits;
+    if (digits == 0 || digits > 9)
+        return false;
+    std::string unit = value.substr(digits);
+    return unit == "kB" || unit == "MB" || unit == "GB";
+}
 
 int parse_int(const std::string &value, const std::string &key, const std::string &origin, int min,
               int max) {
@@ -317,6 +331,14 @@ Settings load_settings(const std::filesystem::path &env_file,
     else if (via != "copy")
         throw ConfigError(
             fmt::format("{}: PGINCR_LOAD_VIA must be copy or pg_dump, got '{}'", origin, via));
+    s.jobs = parse_int(optional("PGINCR_JOBS", "1"), "PGINCR_JOBS", origin, 1, max_jobs);
+    s.split_min_mb = parse_int(optional("PGINCR_SPLIT_MIN_MB", "64"), "PGINCR_SPLIT_MIN_MB", origin,
+                               0, 1024 * 1024 * 1024);
+    s.maintenance_work_mem = optional("PGINCR_MAINTENANCE_WORK_MEM", "256MB");
+    if (!memory_setting(s.maintenance_work_mem))
+        throw ConfigError(fmt::format("{}: PGINCR_MAINTENANCE_WORK_MEM must be a size such as "
+                                      "256MB or 1GB (units kB, MB, GB), got '{}'",
+                                      origin, s.maintenance_work_mem));
     return s;
 }
 

@@ -11,6 +11,10 @@
 
 namespace pgincr::config {
 
+// PGINCR_JOBS and --jobs: at most this many (each job holds a session on both servers,
+// and pg/connection.cpp keeps a cancel slot per session for the signal handler).
+constexpr int max_jobs = 16;
+
 // cdc: changes streamed from a logical replication slot (modes/cdc.hpp) instead of
 // read by a timestamp cursor.
 enum class Mode { incremental_deduped, incremental_append, full_refresh, cdc };
@@ -108,6 +112,13 @@ struct Settings {
     // two lag_alert posts of one table (LAG_ALERT_REPEAT_SECONDS).
     std::optional<double> lag_alert_seconds;
     double lag_alert_repeat_seconds = 3600;
+    // A full load of a table of at least split_min_mb is read by `jobs` source sessions
+    // in CTID ranges of one snapshot (modes/parallel_load.hpp): PGINCR_JOBS, `--jobs`.
+    int jobs = 1;
+    int split_min_mb = 64; // PGINCR_SPLIT_MIN_MB
+    // The load's index build: a session maintenance_work_mem
+    // (PGINCR_MAINTENANCE_WORK_MEM, a PostgreSQL memory setting such as "256MB").
+    std::string maintenance_work_mem = "256MB";
 };
 
 // The lag alert threshold of an entry: its own, else the pipeline's; none: no alerts.

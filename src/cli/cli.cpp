@@ -7,6 +7,7 @@
 #include "commands/teardown.hpp"
 #include "commands/verify.hpp"
 #include "commands/watch.hpp"
+#include "config.hpp"
 #include "pg/error.hpp"
 #include "pgincr/version.hpp"
 #include "util/error.hpp"
@@ -27,6 +28,13 @@ void add_common(CLI::App &cmd, Options &o) {
     cmd.add_option("--state-dir", o.state_dir, "directory of the per-table sync state")
         ->capture_default_str();
     cmd.add_flag("-v,--verbose", o.verbose, "log debug lines too");
+}
+
+void add_jobs(CLI::App &cmd, Options &o) {
+    cmd.add_option("--jobs", o.jobs,
+                   "read and write a large table's full load in this many parallel streams "
+                   "(default: PGINCR_JOBS, else 1)")
+        ->check(CLI::Range(1, config::max_jobs));
 }
 
 } // namespace
@@ -54,6 +62,7 @@ int run(int argc, char **argv) {
     sync->add_option("--allow-deletes", o.allow_deletes,
                      "let this run's delete check delete more than max_delete_fraction of these "
                      "tables (destination names)");
+    add_jobs(*sync, o);
     auto *watch = app.add_subcommand(
         "watch", "sync cycles back to back (cdc tables stream in between) until a signal, "
                  "--until-in-sync or --max-runtime");
@@ -75,6 +84,7 @@ int run(int argc, char **argv) {
     watch->add_option("--cycles", o.max_cycles, "stop after this many cycles (0: never)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    add_jobs(*watch, o);
     auto *check = app.add_subcommand("check", "connect to both servers and tell, table by table, "
                                               "whether the setup will sync");
     add_common(*check, o);

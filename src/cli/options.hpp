@@ -20,6 +20,7 @@ struct Options {
     bool until_in_sync = false;             // watch --until-in-sync
     double max_runtime_seconds = 0;         // watch --max-runtime (0: no limit)
     long max_cycles = 0;                    // watch --cycles (0: no limit)
+    int jobs = 0;                           // sync/watch --jobs (0: PGINCR_JOBS)
 };
 
 } // namespace pgincr::cli

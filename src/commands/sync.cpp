@@ -19,6 +19,8 @@ namespace pgincr::commands {
 
 int sync(const cli::Options &o) {
     auto settings = config::load_settings(o.env_file, config::process_environment());
+    if (o.jobs > 0)
+        settings.jobs = o.jobs;
     auto tables = config::select_tables(config::load_tables(o.config_file), o.tables,
                                         o.config_file.string(), "--table ");
     for (const auto &n : o.replace)

@@ -100,6 +100,8 @@ bool in_sync(const TableResult &r, int lag_seconds) {
 
 int watch(const cli::Options &o) {
     auto settings = config::load_settings(o.env_file, config::process_environment());
+    if (o.jobs > 0)
+        settings.jobs = o.jobs;
     auto tables = config::select_tables(config::load_tables(o.config_file), o.tables,
                                         o.config_file.string(), "--table ");
     signals::install();

@@ -15,8 +15,9 @@ namespace pgincr::pg {
 namespace {
 
 // Slots of prepared PGcancel objects for the signal handler. A slot is claimed with
-// a compare-exchange so that the handler never sees a half-built object.
-constexpr int cancel_slots = 32;
+// a compare-exchange so that the handler never sees a half-built object. Room for a
+// parallel load's sessions (config::max_jobs on each side) and the run's own.
+constexpr int cancel_slots = 64;
 std::array<std::atomic<PGcancel *>, cancel_slots> cancels{};
 
 int register_cancel(PGconn *conn) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
 namespace pgincr::fault {
@@ -34,9 +35,21 @@ void point(const char *name) {
     const char *want = std::getenv("PGINCR_FAULT");
     if (want && std::strcmp(want, name) == 0)
         std::raise(SIGKILL);
+    // PGINCR_PAUSE may name several points, comma-separated.
     const char *pause = std::getenv("PGINCR_PAUSE");
-    if (pause && std::strcmp(pause, name) == 0)
-        pause_at(name);
+    if (!pause)
+        return;
+    std::string_view list(pause), want_name(name);
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        if (list.substr(0, comma) == want_name) {
+            pause_at(name);
+            return;
+        }
+        if (comma == std::string_view::npos)
+            break;
+        list.remove_prefix(comma + 1);
+    }
 }
 
 } // namespace pgincr::fault

@@ -24,8 +24,12 @@ TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
     CHECK(md.find("Source table: 2,000 rows") != std::string::npos);
     for (const std::string row : {
              "| 1 | limit: binary COPY into an index-less table + primary key | 2,000 |",
-             "| 2 | baseline: pg_dump -Fc -Z0 -t T \\| pg_restore | 2,000 |",
-             "| 3 | pgincr initial sync (own binary COPY, the default) | 2,000 |",
+             "| 2 | baseline: pg_dump -Fc -Z0 -t T \\| pg_restore (the source's indexes",
+             "| 2p | baseline: pg_dump -Fc -Z0 -t T \\| pg_restore -L (primary key only",
+             "| 2c | pgcopydb clone, one table, primary key only (one COPY stream) | 2,000 |",
+             "| 2s | pgcopydb clone --split-tables-larger-than (8 parts, --table-jobs 2) | 2,000 |",
+             "| 3 | pgincr initial sync --jobs 1 (own binary COPY, the default) | 2,000 |",
+             "| 3j | pgincr initial sync --jobs 2 (8 CTID ranges, 2 streams) | 2,000 |",
              "| 3d | pgincr initial sync (pg_dump data path, PGINCR_LOAD_VIA=pg_dump) | 2,000 |",
              "| 4 | delta limit: binary COPY of the changed rows into UNLOGGED + one INSERT",
              "| 5 | pgincr incremental sync, 200 updates + 20 inserts in 2,000 rows | 22",
@@ -34,8 +38,11 @@ TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
              "| 6 | pgincr sync with no changes |",
              "| 7 | pgincr incremental sync, 200-row delta (peak RSS) |",
              "| initial sync / limit |",
-             "| pg_dump \\| pg_restore / initial sync |",
-             "| initial sync peak RSS |",
+             "| pg_dump \\| pg_restore -L (same indexes) / initial sync |",
+             "| initial sync --jobs 2 / limit (3j / 1) |",
+             "| pg_dump \\| pg_restore -L (same indexes) / initial sync --jobs 2 (2p / 3j) |",
+             "| pgcopydb clone --split-tables-larger-than / initial sync --jobs 2 (2s / 3j) |",
+             "| initial sync peak RSS (any --jobs) |",
              "| incremental sync / delta limit |",
              "| sync with no changes (whole process) |",
              "| incremental at 2,000 / at 200 rows |",
@@ -48,4 +55,14 @@ TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
     CHECK(output.find("replica.orders = app.orders (2020 rows)") != std::string::npos);
     CHECK(output.find("replica_small.orders_small = app.orders_small (220 rows)") !=
           std::string::npos);
+    // pgcopydb split the table into as many parts as pgincr --jobs 2 reads.
+    CHECK(output.find("8 COPY processes will be used") != std::string::npos);
+}
+
+TEST_CASE("bench: --only takes the known sections - an unknown one is a usage error") {
+    WorkDir dir;
+    auto r = run_script("bench", {"--only", "load,verify", "--no-build"}, dir.path(), 30);
+    INFO(r.out);
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.find("--only: unknown section 'verify'") != std::string::npos);
 }

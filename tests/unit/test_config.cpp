@@ -124,6 +124,30 @@ TEST_CASE("config: PGINCR_LOAD_VIA is copy by default - pg_dump on request - els
                          ConfigError);
 }
 
+TEST_CASE("config: PGINCR_JOBS, PGINCR_SPLIT_MIN_MB and PGINCR_MAINTENANCE_WORK_MEM - defaults, "
+          "values, errors naming the key") {
+    auto path = write_temp("jobs.env", old_tool_env);
+    auto s = config::load_settings(path, {});
+    CHECK(s.jobs == 1);
+    CHECK(s.split_min_mb == 64);
+    CHECK(s.maintenance_work_mem == "256MB");
+    s = config::load_settings(path, {{"PGINCR_JOBS", "4"},
+                                     {"PGINCR_SPLIT_MIN_MB", "0"},
+                                     {"PGINCR_MAINTENANCE_WORK_MEM", "1GB"}});
+    CHECK(s.jobs == 4);
+    CHECK(s.split_min_mb == 0);
+    CHECK(s.maintenance_work_mem == "1GB");
+    CHECK_THROWS_WITH_AS(config::load_settings(path, {{"PGINCR_JOBS", "0"}}),
+                         doctest::Contains("PGINCR_JOBS must be a whole number from 1 to 16"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(config::load_settings(path, {{"PGINCR_JOBS", "17"}}),
+                         doctest::Contains("PGINCR_JOBS"), ConfigError);
+    for (const char *bad : {"256", "lots", "256 MB", "1TB", "-1MB"})
+        CHECK_THROWS_WITH_AS(config::load_settings(path, {{"PGINCR_MAINTENANCE_WORK_MEM", bad}}),
+                             doctest::Contains("PGINCR_MAINTENANCE_WORK_MEM must be a size"),
+                             ConfigError);
+}
+
 TEST_CASE("tables-config: the old tool's array loads unchanged") {
     auto t = config::parse_tables(
         R"([{"name": "orders", "replication_key": "updated_at", "unique_cols": ["id"]},
