@@ -3,7 +3,8 @@
 // changed on one side only, a row deleted in the destination and updated in the
 // source, one key inserted on both sides, a source delete of a row changed in the
 // destination) gives each policy's documented result; manual fills
-// <destination>_conflicts; a reload makes the destination equal the source again.
+// <destination>_conflicts; a reload makes the destination equal the source again. cdc
+// entries take the same policies on a streamed history (moves, TRUNCATE, TOAST).
 #include "support/pipeline.hpp"
 #include "support/servers.hpp"
 
