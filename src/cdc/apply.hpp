@@ -6,8 +6,8 @@
 // unchanged TOASTed value keeps the value of the latest earlier image of the key in the
 // batch, else the destination's, and TRUNCATE empties the table and drops what was
 // staged before it. Under target_wins and manual, keys changed in the destination are
-// left as they are (TRUNCATE then deletes only the other rows). Memory stays flat whatever the batch: rows go to the server in
-// chunks of 64 kB as they are added.
+// left as they are (TRUNCATE then deletes only the other rows). Memory stays flat
+// whatever the batch: rows go to the server in chunks of 64 kB as they are added.
 #include "cdc/pgoutput.hpp"
 #include "pg/connection.hpp"
 #include "pg/copy.hpp"
