@@ -419,7 +419,7 @@ template <typename Fail> void parse_deletes(const json &item, Table &t, const Fa
 
 // "conflict" and "conflict_column" (README.md, "Conflicts"). Only an entry that updates
 // rows in place can meet a destination change: append keeps versions, full-refresh
-// reloads, and the cdc mode does not support the policies.
+// reloads.
 template <typename Fail> void parse_conflict(const json &item, Table &t, const Fail &fail) {
     if (item.contains("conflict")) {
         const auto &v = item["conflict"];
@@ -436,18 +436,11 @@ template <typename Fail> void parse_conflict(const json &item, Table &t, const F
             throw fail("conflict", fmt::format("{} is not one of \"source_wins\", "
                                                "\"newest_wins\", \"target_wins\", \"manual\"",
                                                v.dump()));
-        bool cdc_newest = t.mode == Mode::cdc && t.conflict == Conflict::newest_wins;
         if (t.conflict != Conflict::source_wins && t.mode != Mode::incremental_deduped &&
-            !cdc_newest)
-            throw fail("conflict",
-                       t.mode == Mode::cdc
-                           ? "a cdc entry supports \"source_wins\" and \"newest_wins\" (with a "
-                             "\"conflict_column\"); \"target_wins\" and \"manual\" are not "
-                             "supported for cdc entries yet. Use an incremental-deduped entry, "
-                             "or change \"conflict\""
-                           : "only incremental-deduped entries update rows in place, so only "
-                             "they can meet a destination change (remove \"conflict\", or "
-                             "change the mode)");
+            t.mode != Mode::cdc)
+            throw fail("conflict", "only incremental-deduped and cdc entries update rows in "
+                                   "place, so only they can meet a destination change (remove "
+                                   "\"conflict\", or change the mode)");
     }
     if (item.contains("conflict_column")) {
         const auto &v = item["conflict_column"];

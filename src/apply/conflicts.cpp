@@ -138,7 +138,10 @@ void prepare(pg::Connection &dst, const std::string &schema, const config::Table
                                    table.column(table.unique_cols[i])->dest_type,
                                    keys.unique_not_null[i] ? " NOT NULL" : ""));
     defs.push_back("_pgincr_touched_at timestamptz NOT NULL DEFAULT pg_catalog.now()");
-    defs.push_back(fmt::format("_pgincr_seen_key {}", table.key->dest_type));
+    // A cdc entry has no replication key: any source change of a recorded key is a
+    // conflict (cdc/apply.hpp), so the column stays NULL.
+    defs.push_back(
+        fmt::format("_pgincr_seen_key {}", table.key ? table.key->dest_type : std::string("text")));
     defs.push_back("_pgincr_source_deleted_at timestamptz");
     // A reload makes the destination equal the source: nothing is kept any more, and
     // the key's columns may have changed with the source's definition.
@@ -166,13 +169,14 @@ void prepare(pg::Connection &dst, const std::string &schema, const config::Table
             .rows() > 0;
     if (has_trigger && !created)
         return;
-    dst.exec(
-        text::fill(sql::conflicts_touch, {{"FUNCTION", function},
-                                          {"TOUCHED", touched},
-                                          {"KEY", fmt::format("{}", fmt::join(keys.unique, ", "))},
-                                          {"OLD_KEY", prefixed(keys.unique, "OLD")},
-                                          {"NEW_KEY", prefixed(keys.unique, "NEW")},
-                                          {"REPKEY", dst.quote_ident(table.key->name)}}));
+    dst.exec(text::fill(sql::conflicts_touch,
+                        {{"FUNCTION", function},
+                         {"TOUCHED", touched},
+                         {"KEY", fmt::format("{}", fmt::join(keys.unique, ", "))},
+                         {"OLD_KEY", prefixed(keys.unique, "OLD")},
+                         {"NEW_KEY", prefixed(keys.unique, "NEW")},
+                         {"OLD_SEEN", table.key ? "OLD." + dst.quote_ident(table.key->name)
+                                                : std::string("NULL")}}));
     dst.exec(fmt::format("COMMENT ON FUNCTION {}() IS {}", function,
                          dst.quote_literal(fmt::format("{}records the keys of {} written outside "
                                                        "pgincr",

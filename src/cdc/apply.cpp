@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 namespace pgincr::sql {
+extern const std::string_view cdc_conflicts;
 extern const std::string_view cdc_delete;
 extern const std::string_view cdc_upsert;
 } // namespace pgincr::sql
@@ -23,6 +24,17 @@ bool same_key(const TableShape &shape, const Tuple &a, const Tuple &b) {
         if (k >= a.size() || k >= b.size() || a[k].kind != b[k].kind || a[k].text != b[k].text)
             return false;
     return true;
+}
+
+// A quoted identifier's name, as to_jsonb spells the column.
+std::string unquoted(const std::string &ident) {
+    std::string out;
+    for (std::size_t i = 1; i + 1 < ident.size(); ++i) {
+        out += ident[i];
+        if (ident[i] == '"')
+            ++i;
+    }
+    return out;
 }
 
 } // namespace
@@ -157,8 +169,103 @@ void TableApply::truncate() {
     flush_copy();
     moved_into_.clear();
     dst_.exec(fmt::format("TRUNCATE {}", staging_));
-    dst_.exec(fmt::format("TRUNCATE ONLY {}", shape_.target));
     staged_ = 0;
+    if (shape_.touched.empty()) {
+        dst_.exec(fmt::format("TRUNCATE ONLY {}", shape_.target));
+        return;
+    }
+    // target_wins, manual: a source TRUNCATE deletes every row, and as for a delete,
+    // the rows whose key was changed in the destination stay, each a conflict.
+    dst_.exec(fmt::format("LOCK TABLE ONLY {} IN SHARE ROW EXCLUSIVE MODE", shape_.target));
+    std::vector<std::string> own;
+    for (auto k : shape_.key)
+        own.push_back("d." + shape_.columns[k]);
+    std::string kept = touched_match(own);
+    if (shape_.conflicts_table.empty())
+        conflicts_ += dst_.exec(fmt::format("SELECT pg_catalog.count(*) FROM ONLY {} AS d WHERE {}",
+                                            shape_.target, kept),
+                                pg::Expect::value)
+                          .integer(0, 0);
+    else
+        conflicts_ +=
+            dst_.exec(fmt::format("INSERT INTO {} (policy, key, source_row, dest_row) "
+                                  "SELECT 'manual', {}, NULL, pg_catalog.to_jsonb(d) "
+                                  "FROM ONLY {} AS d WHERE {}",
+                                  shape_.conflicts_table, key_json("d"), shape_.target, kept),
+                      pg::Expect::command)
+                .affected_rows();
+    run(fmt::format("DELETE FROM ONLY {} AS d WHERE NOT {}", shape_.target, kept));
+}
+
+std::string TableApply::touched_match(const std::vector<std::string> &of) const {
+    std::vector<std::string> eq;
+    for (std::size_t j = 0; j < shape_.key.size(); ++j)
+        eq.push_back(fmt::format("x.{} = {}", shape_.columns[shape_.key[j]], of[j]));
+    return fmt::format("EXISTS (SELECT FROM {} AS x WHERE {})", shape_.touched,
+                       fmt::join(eq, " AND "));
+}
+
+std::string TableApply::key_json(const std::string &alias) const {
+    std::vector<std::string> pairs;
+    for (auto k : shape_.key)
+        pairs.push_back(fmt::format("{}, {}.{}", dst_.quote_literal(unquoted(shape_.columns[k])),
+                                    alias, shape_.columns[k]));
+    return fmt::format("pg_catalog.jsonb_build_object({})", fmt::join(pairs, ", "));
+}
+
+std::int64_t TableApply::hold_touched(std::vector<std::pair<std::string, std::string>> &v) {
+    if (shape_.touched.empty()) {
+        v.emplace_back("SPARE_UPSERT", "");
+        v.emplace_back("SPARE_DELETE", "");
+        return 0;
+    }
+    // Other sessions' writes wait until the batch commits: one committed between this
+    // check and the upsert would otherwise be overwritten unseen.
+    dst_.exec(fmt::format("LOCK TABLE ONLY {} IN SHARE ROW EXCLUSIVE MODE", shape_.target));
+    std::vector<std::string> own, src;
+    for (std::size_t j = 0; j < shape_.key.size(); ++j) {
+        own.push_back("l." + shape_.columns[shape_.key[j]]);
+        src.push_back(fmt::format("l._pgincr_src{}", j + 1));
+    }
+    // A row that moved to a new key reads its unchanged values from the old key's row:
+    // when that one was changed in the destination, neither key changes.
+    std::string upsert = fmt::format("({} OR {})", touched_match(own), touched_match(src));
+    std::string del = touched_match(own);
+    std::string record;
+    if (shape_.conflicts_table.empty()) {
+        record = "SELECT pg_catalog.count(*) FROM c";
+    } else {
+        std::vector<std::string> internal{"'_pgincr_seq'", "'_pgincr_op'", "'_pgincr_u'"}, unsent,
+            match;
+        for (std::size_t j = 0; j < shape_.key.size(); ++j) {
+            internal.push_back(fmt::format("'_pgincr_src{}'", j + 1));
+            match.push_back(fmt::format("d.{0} = c.{0}", shape_.columns[shape_.key[j]]));
+        }
+        for (std::size_t i = 0; i < shape_.columns.size(); ++i)
+            unsent.push_back(fmt::format("CASE WHEN substr(c._pgincr_u, {}, 1) = '1' THEN {} END",
+                                         i + 1, dst_.quote_literal(unquoted(shape_.columns[i]))));
+        record = fmt::format(
+            "INSERT INTO {} (policy, key, source_row, dest_row) SELECT 'manual', {}, CASE WHEN "
+            "c._pgincr_op = 'D' THEN NULL ELSE pg_catalog.to_jsonb(c) - ARRAY[{}]::text[] - "
+            "pg_catalog.array_remove(ARRAY[{}]::text[], NULL) END, pg_catalog.to_jsonb(d) FROM c "
+            "LEFT JOIN ONLY {} AS d ON {}",
+            shape_.conflicts_table, key_json("c"), fmt::join(internal, ", "),
+            fmt::join(unsent, ", "), shape_.target, fmt::join(match, " AND "));
+    }
+    std::vector<std::string> key;
+    for (auto k : shape_.key)
+        key.push_back(shape_.columns[k]);
+    std::string sql =
+        text::fill(sql::cdc_conflicts, {{"KEY", fmt::format("{}", fmt::join(key, ", "))},
+                                        {"STAGING", staging_},
+                                        {"TOUCHED_L", upsert},
+                                        {"RECORD", record}});
+    auto held = shape_.conflicts_table.empty()
+                    ? dst_.exec(sql, pg::Expect::value).integer(0, 0)
+                    : dst_.exec(sql, pg::Expect::command).affected_rows();
+    v.emplace_back("SPARE_UPSERT", " AND NOT " + upsert);
+    v.emplace_back("SPARE_DELETE", " AND NOT " + del);
+    return held;
 }
 
 std::int64_t TableApply::finish() {
@@ -210,7 +317,7 @@ std::int64_t TableApply::finish() {
     if (!shape_.newest.empty() && !sets.empty())
         v.back().second +=
             fmt::format(" WHERE d.{0} IS NULL OR EXCLUDED.{0} >= d.{0}", shape_.newest);
-    conflicts_ = 0;
+    conflicts_ += hold_touched(v);
     std::int64_t upserts = 0;
     if (!shape_.newest.empty())
         upserts = dst_.exec(text::fill("SELECT pg_catalog.count(*) FROM (SELECT DISTINCT ON "
@@ -223,7 +330,7 @@ std::int64_t TableApply::finish() {
     // old key's row, which the deletes then remove.
     auto upserted = run(text::fill(sql::cdc_upsert, v));
     if (!shape_.newest.empty())
-        conflicts_ = upserts - upserted;
+        conflicts_ += upserts - upserted;
     auto deleted = run(text::fill(sql::cdc_delete, v));
     dst_.exec(fmt::format("TRUNCATE {}", staging_));
     staged_ = 0;

@@ -5,8 +5,9 @@
 // the last change of each key wins (a delete deletes, an insert or update upserts), an
 // unchanged TOASTed value keeps the value of the latest earlier image of the key in the
 // batch, else the destination's, and TRUNCATE empties the table and drops what was
-// staged before it. Memory stays flat whatever the batch: rows go to the server in
-// chunks of 64 kB as they are added.
+// staged before it. Under target_wins and manual, keys changed in the destination are
+// left as they are (TRUNCATE then deletes only the other rows). Memory stays flat
+// whatever the batch: rows go to the server in chunks of 64 kB as they are added.
 #include "cdc/pgoutput.hpp"
 #include "pg/connection.hpp"
 #include "pg/copy.hpp"
@@ -33,6 +34,12 @@ struct TableShape {
     // newest_wins (apply/conflicts.hpp): the quoted conflict_column; an upsert then
     // updates a row only when its value is at least the destination row's ("": always).
     std::string newest;
+    // target_wins, manual (apply/conflicts.hpp): the qualified
+    // <destination>_pgincr_touched. A change of a key recorded there (changed in the
+    // destination) leaves the destination row as it is and is a conflict ("": none).
+    std::string touched;
+    // manual: the qualified <destination>_conflicts, where each such change is written.
+    std::string conflicts_table;
 };
 
 class TableApply {
@@ -51,7 +58,8 @@ class TableApply {
     void truncate();
     // Applies everything staged; returns the rows deleted plus the rows upserted.
     std::int64_t finish();
-    // newest_wins: the upserts the last finish() held back (the destination row newer).
+    // The changes held back: newest_wins, the upserts the destination row was newer
+    // than; target_wins, manual, those of keys changed in the destination.
     std::int64_t conflicts() const { return conflicts_; }
     const TableShape &shape() const { return shape_; }
     // Called about every half second while a long statement of the apply runs.
@@ -61,6 +69,14 @@ class TableApply {
     void stage(char op, const Tuple &row, const Tuple *from = nullptr);
     void flush_copy();
     std::int64_t run(const std::string &sql);
+    // target_wins, manual: the predicate that the key `of` (expressions, one per key
+    // column) is recorded as changed in the destination.
+    std::string touched_match(const std::vector<std::string> &of) const;
+    std::string key_json(const std::string &alias) const; // the key of `alias` as jsonb
+    // target_wins, manual: locks out other writers, counts (manual: records) the
+    // batch's changes of keys changed in the destination, and adds to `v` the
+    // predicates by which the upsert and the delete leave them out.
+    std::int64_t hold_touched(std::vector<std::pair<std::string, std::string>> &v);
     pg::Connection &dst_;
     TableShape shape_;
     std::string staging_;

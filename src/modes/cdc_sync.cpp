@@ -1,5 +1,6 @@
 #include "modes/cdc_sync.hpp"
 
+#include "apply/conflicts.hpp"
 #include "cdc/drain.hpp"
 #include "cdc/publication.hpp"
 #include "cdc/source_setup.hpp"
@@ -96,6 +97,12 @@ cdc::TableShape shape_of(const pg::Connection &dst, const config::Settings &sett
     }
     if (e.cfg->conflict == config::Conflict::newest_wins)
         shape.newest = dst.quote_ident(e.cfg->conflict_column);
+    if (conflicts::keeps_destination_changes(*e.cfg))
+        shape.touched =
+            dst.qualified(settings.dest_schema, conflicts::touched_name(e.cfg->destination));
+    if (e.cfg->conflict == config::Conflict::manual)
+        shape.conflicts_table =
+            dst.qualified(settings.dest_schema, conflicts::conflicts_name(e.cfg->destination));
     return shape;
 }
 
@@ -385,9 +392,20 @@ class Run {
 
     void drain() {
         std::vector<Entry *> streaming;
-        for (auto &e : entries_)
-            if (!e.failed() && e.lsn)
+        for (auto &e : entries_) {
+            if (e.failed() || !e.lsn)
+                continue;
+            // The policy may have changed since the load: its side tables and trigger
+            // follow it before any change is applied.
+            try {
+                pg::Transaction tx(s_.dst);
+                conflicts::prepare(s_.dst, settings_.dest_schema, *e.cfg, e.table, false);
+                tx.commit();
                 streaming.push_back(&e);
+            } catch (const std::exception &ex) {
+                e.fail(ex.what());
+            }
+        }
         if (streaming.empty() || signals::interrupted())
             return;
         for (auto *e : streaming)

@@ -3,7 +3,8 @@
 // changed on one side only, a row deleted in the destination and updated in the
 // source, one key inserted on both sides, a source delete of a row changed in the
 // destination) gives each policy's documented result; manual fills
-// <destination>_conflicts; a reload makes the destination equal the source again.
+// <destination>_conflicts; a reload makes the destination equal the source again. cdc
+// entries take the same policies on a streamed history (moves, TRUNCATE, TOAST).
 #include "support/pipeline.hpp"
 #include "support/servers.hpp"
 
@@ -187,8 +188,8 @@ TEST_CASE("conflicts: target_wins never takes over a table it did not create, an
     CHECK(p.equal("items"));
 }
 
-TEST_CASE("conflicts: a writer with no right on pgincr's side table is still recorded - a cdc "
-          "entry refuses a policy with exit 2") {
+TEST_CASE("conflicts: a writer with no right on pgincr's side table is still recorded - an "
+          "entry that does not update rows in place refuses a policy with exit 2") {
     Pipeline p("conflicts_writer");
     seed(p, "manual");
     REQUIRE_SYNC(p, 0);
@@ -224,10 +225,11 @@ TEST_CASE("conflicts: a writer with no right on pgincr's side table is still rec
     CHECK(bad.exit_code == 1);
     CHECK(bad.all().find("conflict_column \"nope\" is not a column") != std::string::npos);
 
-    p.tables(R"([{"name": "items", "mode": "cdc", "conflict": "target_wins"}])");
+    p.tables(R"([{"name": "items", "mode": "full-refresh", "conflict": "target_wins"}])");
     auto r = p.sync();
     CHECK(r.exit_code == 2);
-    CHECK(r.all().find("not supported for cdc entries") != std::string::npos);
+    CHECK(r.all().find("only incremental-deduped and cdc entries update rows in place") !=
+          std::string::npos);
 }
 
 TEST_CASE("conflicts: a cdc entry with newest_wins keeps a destination row whose "
@@ -263,5 +265,89 @@ TEST_CASE("conflicts: a cdc entry with newest_wins keeps a destination row whose
     try {
         p.src().exec(fmt::format("DROP PUBLICATION IF EXISTS {}", slot));
     } catch (...) {
+    }
+}
+
+TEST_CASE("conflicts: a cdc entry with target_wins or manual leaves rows changed in the "
+          "destination as they are, also against a source TRUNCATE") {
+    for (std::string policy : {"target_wins", "manual"}) {
+        CAPTURE(policy);
+        std::string slot = "pgincr_t_conflicts_cdc_" + policy;
+        SlotCleanup cleanup{slot};
+        Pipeline p("conflicts_cdc_" + policy, "public", "replica", "PGINCR_SLOT=" + slot + "\n");
+        // Rows 8 and 9 carry a TOASTed value that the source's updates leave unchanged.
+        p.src().exec("CREATE TABLE items (id bigint PRIMARY KEY, v text NOT NULL, big text)");
+        p.src().exec("INSERT INTO items SELECT g, 'v' || g, NULL FROM generate_series(1, 10) g");
+        p.src().exec("UPDATE items SET big = (SELECT string_agg(md5(random()::text || i), '') "
+                     "FROM generate_series(1, 400) i) WHERE id IN (8, 9)");
+        p.tables(fmt::format(R"([{{"name": "items", "mode": "cdc", "conflict": "{}"}}])", policy));
+        REQUIRE_SYNC(p, 0);
+        CHECK(scalar(p.dst(), "SELECT count(*) FROM replica.items_pgincr_touched") == "0");
+
+        // The destination: 2 changed there only; 3, 4, 7, 9 changed there and in the
+        // source (4 deleted in the source, 7 moved to key 70); 5 deleted there and updated
+        // in the source; 100 inserted on both sides.
+        auto &d = p.dst();
+        d.exec("UPDATE replica.items SET v = 'd' || id WHERE id IN (2, 3, 4, 7, 9)");
+        d.exec("DELETE FROM replica.items WHERE id = 5");
+        d.exec("INSERT INTO replica.items VALUES (100, 'd100', NULL)");
+        // The source: 1 and 8 changed there only (8 with its TOASTed value unchanged).
+        p.src().exec("UPDATE items SET v = 's' || id WHERE id IN (1, 3, 5, 8, 9)");
+        p.src().exec("DELETE FROM items WHERE id IN (4, 6)");
+        p.src().exec("UPDATE items SET id = 70 WHERE id = 7");
+        p.src().exec("INSERT INTO items VALUES (100, 's100', NULL), (101, 's101', NULL)");
+        auto r = p.sync();
+        INFO(r.all());
+        REQUIRE(r.exit_code == 0);
+        // The moved row changes neither key: two conflicts.
+        CHECK(dest_rows(p) == "1:s1 2:d2 3:d3 4:d4 7:d7 8:s8 9:d9 10:v10 100:d100 101:s101");
+        CHECK(scalar(p.dst(), "SELECT md5(big) FROM replica.items WHERE id = 8") ==
+              scalar(p.src(), "SELECT md5(big) FROM items WHERE id = 8"));
+        CHECK(p.state("items")->last_sync->conflicts == 7);
+        auto status = p.run({"status", "--json"});
+        CHECK(status.out.find("\"conflicts\": 7") != std::string::npos);
+        if (policy == "manual") {
+            // The source version without the TOASTed value the stream did not carry.
+            CHECK(scalar(p.dst(),
+                         "SELECT string_agg(key->>'id' || ':' || coalesce(source_row->>'v', "
+                         "'-') || '/' || coalesce(dest_row->>'v', '-') || ':' || policy || ':' "
+                         "|| coalesce((source_row ? 'big')::text, '-'), ' ' ORDER BY "
+                         "(key->>'id')::int) FROM "
+                         "replica.items_conflicts") ==
+                  "3:s3/d3:manual:true 4:-/d4:manual:- 5:s5/-:manual:true 7:-/d7:manual:- "
+                  "9:s9/d9:manual:false 70:v7/-:manual:true 100:s100/d100:manual:true");
+        } else {
+            CHECK(scalar(p.dst(), "SELECT count(*) FROM pg_class WHERE relname = "
+                                  "'items_conflicts'") == "0");
+        }
+
+        // A source TRUNCATE deletes the rows not changed in the destination; those
+        // changed there (2, 3, 4, 7, 9, 100) stay, each a conflict, as does 3's insert
+        // after it.
+        p.src().exec("BEGIN");
+        p.src().exec("TRUNCATE items");
+        p.src().exec("INSERT INTO items VALUES (1, 't1', NULL), (3, 't3', NULL)");
+        p.src().exec("COMMIT");
+        auto t = p.sync();
+        INFO(t.all());
+        REQUIRE(t.exit_code == 0);
+        CHECK(dest_rows(p) == "1:t1 2:d2 3:d3 4:d4 7:d7 9:d9 100:d100");
+        CHECK(p.state("items")->last_sync->conflicts == 7);
+        if (policy == "manual")
+            CHECK(scalar(p.dst(), "SELECT count(*) FROM replica.items_conflicts WHERE "
+                                  "source_row IS NULL AND detected_at IS NOT NULL") == "8");
+
+        REQUIRE(p.run({"reset", "items"}).exit_code == 0);
+        REQUIRE_SYNC(p, 0);
+        CHECK(p.equal("items"));
+        CHECK(scalar(p.dst(), "SELECT count(*) FROM replica.items_pgincr_touched") == "0");
+        // Streaming after the reload: the source's changes arrive again.
+        p.src().exec("UPDATE items SET v = 'u' || id");
+        REQUIRE_SYNC(p, 0);
+        CHECK(p.equal("items"));
+        try {
+            p.src().exec(fmt::format("DROP PUBLICATION IF EXISTS {}", slot));
+        } catch (...) {
+        }
     }
 }

@@ -83,6 +83,8 @@ TEST_CASE("cdc apply: the last change of each key wins - unchanged TOASTed value
                           {"region", "n", "note", "body", "doc"},
                           {"text", "integer", "text", "text", "jsonb"},
                           {0, 1},
+                          "",
+                          "",
                           ""};
     pg::Lsn end;
     {

@@ -291,8 +291,14 @@ TEST_CASE("tables-config: conflict policies parse, default to source_wins, and a
 
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "mine"}])"),
               "entry 1 (\"o\"): key \"conflict\": \"mine\" is not one of \"source_wins\""));
-    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "target_wins"}])"),
-              "\"target_wins\" and \"manual\" are not supported for cdc entries yet"));
+    auto kept = config::parse_tables(R"([{"name": "o", "mode": "cdc", "conflict": "target_wins"},
+        {"name": "p", "mode": "cdc", "conflict": "manual"}])",
+                                     "t.json");
+    CHECK(kept[0].conflict == config::Conflict::target_wins);
+    CHECK(kept[1].conflict == config::Conflict::manual);
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "manual", "destination": ")" +
+                  std::string(49, 'x') + R"("}])"),
+              "set a \"destination\" of at most 48 bytes"));
     // cdc has no replication_key: newest_wins names its column.
     CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "newest_wins"}])"),
               "key \"conflict\": a cdc entry has no replication_key to compare"));
@@ -302,10 +308,10 @@ TEST_CASE("tables-config: conflict policies parse, default to source_wins, and a
     CHECK(cdc[0].conflict == config::Conflict::newest_wins);
     CHECK(cdc[0].conflict_column == "changed_at");
     CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "conflict": "target_wins"}])"),
-              "key \"conflict\": only incremental-deduped entries"));
+              "key \"conflict\": only incremental-deduped and cdc entries"));
     CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "incremental-append",
                        "conflict": "manual"}])"),
-              "key \"conflict\": only incremental-deduped entries"));
+              "key \"conflict\": only incremental-deduped and cdc entries"));
     // The default is fine everywhere.
     CHECK_NOTHROW(config::parse_tables(
         R"([{"name": "o", "mode": "cdc", "conflict": "source_wins"}])", "t.json"));
