@@ -26,9 +26,11 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
 
 // Merges `staging` (the qualified <table>_stg) into `target` by the unique columns (or
 // appends, for incremental-append), then empties the staging table. Returns the rows
-// written.
+// written. `one_read`: the staged rows are one read of the source table in one snapshot,
+// so that a source unique index on the unique columns (SourceTable::unique_rows) holds
+// for them and the merge needs no dedup.
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
                           const std::string &staging, const config::Table &cfg,
-                          const catalog::SourceTable &table);
+                          const catalog::SourceTable &table, bool one_read = false);
 
 } // namespace pgincr::apply

@@ -15,13 +15,16 @@ struct Spec {
     bool append = false;              // incremental-append: keep every version
     std::string deleted_at;           // quoted soft-delete column, cleared when a key
                                       // comes back ("" for none)
+    // The staged rows hold each conflict key at most once (one read of a source table
+    // whose unique index guarantees it): inserted as they are (in key order), without
+    // the dedup.
+    bool unique_rows = false;
 };
 
 // incremental-deduped: one row per unique key (the one with the highest replication
-// key), INSERT ... ON CONFLICT DO UPDATE, skipping rows that did not change so that
-// the re-read window creates no dead tuples.
-// incremental-append: every (unique, key) version once; ON CONFLICT DO NOTHING makes
-// re-reads idempotent.
+// key; with `unique_rows` the only one), INSERT ... ON CONFLICT DO UPDATE, skipping rows that did
+// not change so that the re-read window creates no dead tuples. incremental-append: every (unique,
+// key) version once; ON CONFLICT DO NOTHING makes re-reads idempotent.
 std::string merge_sql(const Spec &spec);
 
 // The unique index the merge relies on.

@@ -54,7 +54,7 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
         heartbeat(); // a signal during the copy stops here, before the merge
     if (result.rows_copied > 0)
         result.rows_merged = apply::merge_staged(
-            dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table);
+            dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table, true);
     if (deletes.run) {
         if (heartbeat)
             heartbeat();
