@@ -40,7 +40,10 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
 
     std::string staging = dst.qualified(settings.dest_schema, ddl::staging_name(cfg.destination));
     pg::Transaction tx(dst);
-    dst.exec(fmt::format("TRUNCATE {}", staging));
+    // Empty already: the merge empties it in the transaction that filled it. A DELETE
+    // costs nothing on an empty table, where a TRUNCATE made a new file on every run
+    // (1-2 ms of a sync with no changes); it still clears what a hand put there.
+    dst.exec(fmt::format("DELETE FROM {}", staging));
     Progress progress(cfg.destination, "copying changes", 0);
     result.rows_copied = apply::copy_rows(src, dst, table, where_sql, staging, progress, heartbeat);
     progress.finish();
