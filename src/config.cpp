@@ -60,6 +60,8 @@ const std::set<std::string> known_keys = {
     "WEBHOOK_EVENTS",
     "PGINCR_IN_SYNC_LAG_SECONDS",
     "PGINCR_WATCH_UNREACHABLE_CYCLES",
+    "LAG_ALERT_SECONDS",
+    "LAG_ALERT_REPEAT_SECONDS",
 };
 
 // Prefixes that belong to pgincr: an unknown key with one of them is a typo.
@@ -78,7 +80,25 @@ int parse_int(const std::string &value, const std::string &key, const std::strin
                                   key, min, max, value));
 }
 
+// Seconds above 0, fractions allowed, at most a year.
+double parse_seconds(const std::string &value, const std::string &key, const std::string &origin) {
+    try {
+        std::size_t used = 0;
+        double v = std::stod(value, &used);
+        if (used == value.size() && v > 0 && v <= 31536000)
+            return v;
+    } catch (const std::exception &) {
+    }
+    throw ConfigError(fmt::format("{}: {} must be a number of seconds above 0 and at most "
+                                  "31536000, got '{}'",
+                                  origin, key, value));
+}
+
 } // namespace
+
+std::optional<double> lag_alert_threshold(const Settings &settings, const Table &table) {
+    return table.lag_alert_seconds ? table.lag_alert_seconds : settings.lag_alert_seconds;
+}
 
 const char *mode_name(Mode mode) {
     switch (mode) {
@@ -114,6 +134,20 @@ const char *deletes_name(Deletes deletes) {
         return "hard";
     case Deletes::soft:
         return "soft";
+    }
+    return "?";
+}
+
+const char *conflict_name(Conflict conflict) {
+    switch (conflict) {
+    case Conflict::source_wins:
+        return "source_wins";
+    case Conflict::newest_wins:
+        return "newest_wins";
+    case Conflict::target_wins:
+        return "target_wins";
+    case Conflict::manual:
+        return "manual";
     }
     return "?";
 }
@@ -273,6 +307,10 @@ Settings load_settings(const std::filesystem::path &env_file,
                                       "PGINCR_IN_SYNC_LAG_SECONDS", origin, 0, 24 * 3600);
     s.watch_unreachable_cycles = parse_int(optional("PGINCR_WATCH_UNREACHABLE_CYCLES", "3"),
                                            "PGINCR_WATCH_UNREACHABLE_CYCLES", origin, 1, 1000000);
+    if (auto v = optional("LAG_ALERT_SECONDS", ""); !v.empty())
+        s.lag_alert_seconds = parse_seconds(v, "LAG_ALERT_SECONDS", origin);
+    s.lag_alert_repeat_seconds = parse_seconds(optional("LAG_ALERT_REPEAT_SECONDS", "3600"),
+                                               "LAG_ALERT_REPEAT_SECONDS", origin);
     auto via = optional("PGINCR_LOAD_VIA", "copy");
     if (via == "pg_dump")
         s.load_via = LoadVia::pg_dump;
@@ -357,6 +395,61 @@ template <typename Fail> void parse_deletes(const json &item, Table &t, const Fa
     }
 }
 
+// "conflict" and "conflict_column" (README.md, "Conflicts"). Only an entry that updates
+// rows in place can meet a destination change: append keeps versions, full-refresh
+// reloads, and the cdc mode does not support the policies.
+template <typename Fail> void parse_conflict(const json &item, Table &t, const Fail &fail) {
+    if (item.contains("conflict")) {
+        const auto &v = item["conflict"];
+        std::string c = v.is_string() ? v.get<std::string>() : "";
+        if (c == "source_wins")
+            t.conflict = Conflict::source_wins;
+        else if (c == "newest_wins")
+            t.conflict = Conflict::newest_wins;
+        else if (c == "target_wins")
+            t.conflict = Conflict::target_wins;
+        else if (c == "manual")
+            t.conflict = Conflict::manual;
+        else
+            throw fail("conflict", fmt::format("{} is not one of \"source_wins\", "
+                                               "\"newest_wins\", \"target_wins\", \"manual\"",
+                                               v.dump()));
+        bool cdc_newest = t.mode == Mode::cdc && t.conflict == Conflict::newest_wins;
+        if (t.conflict != Conflict::source_wins && t.mode != Mode::incremental_deduped &&
+            !cdc_newest)
+            throw fail("conflict",
+                       t.mode == Mode::cdc
+                           ? "a cdc entry supports \"source_wins\" and \"newest_wins\" (with a "
+                             "\"conflict_column\"); \"target_wins\" and \"manual\" are not "
+                             "supported for cdc entries yet. Use an incremental-deduped entry, "
+                             "or change \"conflict\""
+                           : "only incremental-deduped entries update rows in place, so only "
+                             "they can meet a destination change (remove \"conflict\", or "
+                             "change the mode)");
+    }
+    if (item.contains("conflict_column")) {
+        const auto &v = item["conflict_column"];
+        if (t.conflict != Conflict::newest_wins)
+            throw fail("conflict_column", "only applies with \"conflict\": \"newest_wins\"");
+        if (!v.is_string() || v.get<std::string>().empty())
+            throw fail("conflict_column", "expected the name of a column of the table");
+        t.conflict_column = v.get<std::string>();
+    }
+    if (t.mode == Mode::cdc && t.conflict == Conflict::newest_wins && t.conflict_column.empty())
+        throw fail("conflict", "a cdc entry has no replication_key to compare: \"newest_wins\" "
+                               "needs a \"conflict_column\" (say, the table's updated_at)");
+    // <destination>_pgincr_touched must fit PostgreSQL's 63-byte names (the
+    // _conflicts table's name is shorter).
+    if ((t.conflict == Conflict::target_wins || t.conflict == Conflict::manual) &&
+        t.destination.size() > 48)
+        throw fail("destination",
+                   fmt::format("\"{}\" is {} bytes; with \"conflict\": \"{}\" its side table "
+                               "\"<destination>_pgincr_touched\" would exceed PostgreSQL's "
+                               "63-byte limit for names; set a \"destination\" of at most 48 "
+                               "bytes",
+                               t.destination, t.destination.size(), conflict_name(t.conflict)));
+}
+
 } // namespace
 
 std::vector<Table> parse_tables(const std::string &text, const std::string &origin) {
@@ -414,13 +507,18 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
                                                       "indexes",
                                                       "deletes",
                                                       "delete_check_seconds",
-                                                      "max_delete_fraction"};
+                                                      "max_delete_fraction",
+                                                      "conflict",
+                                                      "conflict_column",
+                                                      "lag_alert_seconds"};
         for (const auto &[key, _] : item.items())
             if (!allowed.count(key))
                 throw ConfigError(fmt::format("{}: unknown key \"{}\" (known keys: name, "
                                               "replication_key, unique_cols, mode, destination, "
                                               "filter, lookback_seconds, indexes, deletes, "
-                                              "delete_check_seconds, max_delete_fraction)",
+                                              "delete_check_seconds, max_delete_fraction, "
+                                              "conflict, conflict_column, "
+                                              "lag_alert_seconds)",
                                               where, key));
 
         Table t;
@@ -492,6 +590,22 @@ std::vector<Table> parse_tables(const std::string &text, const std::string &orig
         }
 
         parse_deletes(item, t, fail);
+        parse_conflict(item, t, fail);
+
+        if (item.contains("lag_alert_seconds")) {
+            const auto &v = item["lag_alert_seconds"];
+            if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 31536000)
+                throw fail("lag_alert_seconds", fmt::format("expected a number of seconds above 0 "
+                                                            "and at most 31536000, got {}",
+                                                            v.dump()));
+            // Without a key a full-refresh entry has no mark to fall behind.
+            if (t.mode == Mode::full_refresh && t.replication_key.empty())
+                throw fail("lag_alert_seconds", "a full-refresh entry without \"replication_key\" "
+                                                "has no mark, so it has no lag to alert on; add "
+                                                "a \"replication_key\" or remove "
+                                                "\"lag_alert_seconds\"");
+            t.lag_alert_seconds = v.get<double>();
+        }
 
         if (item.contains("filter")) {
             const auto &f = item["filter"];

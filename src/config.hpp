@@ -24,6 +24,12 @@ enum class Indexes { unique, all };
 enum class Deletes { ignore, hard, soft };
 const char *deletes_name(Deletes deletes);
 
+// Whose change wins when a row changed in the destination too (apply/conflicts.hpp):
+// the source's (today's behaviour), the newer by a column, or the destination's, with
+// manual also recording each conflict in <destination>_conflicts.
+enum class Conflict { source_wins, newest_wins, target_wins, manual };
+const char *conflict_name(Conflict conflict);
+
 // How a full load's rows travel (see ARCHITECTURE.md): pgincr's own binary COPY, the
 // default because it measured faster, or pg_dump's data stream.
 enum class LoadVia { copy, pg_dump };
@@ -46,6 +52,10 @@ struct Table {
     Deletes deletes = Deletes::ignore;
     int delete_check_seconds = 0;     // 0: the delete check runs on every sync
     double max_delete_fraction = 0.1; // of the destination's rows, per run
+    Conflict conflict = Conflict::source_wins;
+    std::string conflict_column; // newest_wins: compared instead of replication_key
+    // Overrides LAG_ALERT_SECONDS for this entry (alerts/lag_alert.hpp).
+    std::optional<double> lag_alert_seconds;
 };
 
 // What of an entry shapes its destination table's rows and unique index (mode and
@@ -93,7 +103,15 @@ struct Settings {
     // `pgincr watch`: cycles in a row that could not reach a server (or take the lock)
     // before the webhook hears of it (PGINCR_WATCH_UNREACHABLE_CYCLES).
     int watch_unreachable_cycles = 3;
+    // Lag alerts (alerts/lag_alert.hpp): the threshold of entries without their own
+    // "lag_alert_seconds" (LAG_ALERT_SECONDS; unset: off), and the least time between
+    // two lag_alert posts of one table (LAG_ALERT_REPEAT_SECONDS).
+    std::optional<double> lag_alert_seconds;
+    double lag_alert_repeat_seconds = 3600;
 };
+
+// The lag alert threshold of an entry: its own, else the pipeline's; none: no alerts.
+std::optional<double> lag_alert_threshold(const Settings &settings, const Table &table);
 
 // "pgincr_" + `pipeline` made a valid slot name: lower-case letters, digits and "_",
 // at most 63 bytes.

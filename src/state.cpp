@@ -45,6 +45,11 @@ std::filesystem::path Store::path_for(const std::string &destination) const {
     return dir_ / (encode_name(destination) + ".json");
 }
 
+std::filesystem::path Store::sibling_path(const std::string &destination,
+                                          const std::string &suffix) const {
+    return dir_ / (encode_name(destination) + "." + suffix + ".json");
+}
+
 std::filesystem::path Store::legacy_path(const std::string &table) const {
     return dir_ / (table + ".txt");
 }
@@ -136,6 +141,7 @@ std::string to_json(const TableState &s) {
         last["duration_ms"] = l.duration_ms;
         last["lag_seconds"] = l.lag_seconds ? json(*l.lag_seconds) : json(nullptr);
         last["rows_deleted"] = l.rows_deleted;
+        last["conflicts"] = l.conflicts;
         last["error"] = l.error.empty() ? json(nullptr) : json(l.error);
         j["last_sync"] = last;
     }
@@ -170,6 +176,7 @@ TableState from_json(const std::string &text, const std::string &origin) {
             last.rows_merged = l.value("rows_merged", std::int64_t{0});
             last.duration_ms = l.value("duration_ms", std::int64_t{0});
             last.rows_deleted = l.value("rows_deleted", std::int64_t{0});
+            last.conflicts = l.value("conflicts", std::int64_t{0});
             if (l.contains("lag_seconds") && l["lag_seconds"].is_number())
                 last.lag_seconds = l["lag_seconds"].get<double>();
             if (l.contains("error") && l["error"].is_string())

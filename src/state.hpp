@@ -18,6 +18,7 @@ struct LastSync {
     std::string error;
     std::optional<double> lag_seconds;
     std::int64_t rows_deleted = 0; // removed (or marked, for soft deletes) by the delete check
+    std::int64_t conflicts = 0;    // source rows held back by the entry's conflict policy
 };
 
 struct TableState {
@@ -49,6 +50,11 @@ class Store {
     // The file for a destination table; names are percent-encoded so that any
     // identifier makes a safe file name.
     std::filesystem::path path_for(const std::string &destination) const;
+    // A file another concern keeps beside a table's state (the lag alert's:
+    // alerts/lag_alert.hpp): <encoded destination>.<suffix>.json. Names are encoded
+    // with '.' escaped, so it never collides with a table's own file.
+    std::filesystem::path sibling_path(const std::string &destination,
+                                       const std::string &suffix) const;
     std::optional<TableState> load(const std::string &destination) const;
     void save(const TableState &state) const;
 

@@ -23,6 +23,7 @@ struct TableResult {
     std::int64_t rows_copied = 0;
     std::int64_t rows_merged = 0;
     std::int64_t rows_deleted = 0;        // by the delete check (soft: newly marked)
+    std::int64_t conflicts = 0;           // rows held back by the entry's conflict policy
     std::optional<std::string> watermark; // as PostgreSQL prints it
     std::optional<double> lag_seconds;
     std::int64_t duration_ms = 0;

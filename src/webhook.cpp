@@ -142,6 +142,7 @@ Json table_json(const TableResult &t) {
     j["rows_copied"] = t.rows_copied;
     j["rows_merged"] = t.rows_merged;
     j["rows_deleted"] = t.rows_deleted;
+    j["conflicts"] = t.conflicts;
     j["watermark"] = t.watermark ? Json(*t.watermark) : Json(nullptr);
     j["lag_seconds"] = t.lag_seconds ? Json(*t.lag_seconds) : Json(nullptr);
     j["duration_ms"] = t.duration_ms;
@@ -452,12 +453,12 @@ Delivery post(const config::Webhook &cfg, const std::string &body,
     return d;
 }
 
-void deliver(const config::Webhook &cfg, const std::string &what,
+bool deliver(const config::Webhook &cfg, const std::string &what,
              const std::function<std::string()> &body) noexcept {
     try {
         if (cfg.url.empty()) {
             log::debug("", "webhook: WEBHOOK_URL is not set, no {} sent", what);
-            return;
+            return false;
         }
         const Delivery d = post(cfg, body());
         if (d.delivered)
@@ -467,6 +468,7 @@ void deliver(const config::Webhook &cfg, const std::string &what,
         else
             log::warn("", "webhook: {} not delivered after {} attempt{}: {}", what, d.attempts,
                       d.attempts == 1 ? "" : "s", d.last_error);
+        return d.delivered;
     } catch (...) {
         // Building the payload can only fail on memory exhaustion; the run's outcome
         // stands regardless, and logging may fail the same way.
@@ -475,6 +477,7 @@ void deliver(const config::Webhook &cfg, const std::string &what,
         } catch (...) {
         }
     }
+    return false;
 }
 
 void notify(const config::Webhook &cfg, const RunSummary &run) noexcept {

@@ -65,8 +65,8 @@ Delivery post(const config::Webhook &cfg, const std::string &body,
               const RetryPolicy &policy = {}) noexcept;
 
 // Posts body() and logs one line with the outcome, naming `what` (a warning when not
-// delivered). Does nothing when cfg.url is empty. Never throws.
-void deliver(const config::Webhook &cfg, const std::string &what,
+// delivered). Does nothing when cfg.url is empty. Never throws. True when delivered.
+bool deliver(const config::Webhook &cfg, const std::string &what,
              const std::function<std::string()> &body) noexcept;
 
 // Sends the run summary and logs one line with the outcome (a warning when not

@@ -1,5 +1,6 @@
 #include "apply/apply.hpp"
 
+#include "apply/conflicts.hpp"
 #include "apply/merge.hpp"
 #include "diff/table_sides.hpp"
 #include "pg/copy.hpp"
@@ -34,7 +35,8 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
 
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
                           const std::string &staging, const config::Table &cfg,
-                          const catalog::SourceTable &table, bool one_read) {
+                          const catalog::SourceTable &table, const std::string &dest_schema,
+                          std::int64_t *conflicts, bool one_read) {
     merge::Spec spec;
     spec.target = target;
     spec.staging = staging;
@@ -47,6 +49,24 @@ std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
     if (cfg.deletes == config::Deletes::soft)
         spec.deleted_at = dst.quote_ident(diff::deleted_at_column);
     spec.unique_rows = one_read && table.unique_rows;
+    for (const auto &u : table.unique_cols) {
+        const auto *c = table.column(u);
+        spec.unique_not_null.push_back(c && c->not_null);
+    }
+    if (cfg.conflict == config::Conflict::newest_wins) {
+        const std::string &name =
+            cfg.conflict_column.empty() ? table.key->name : cfg.conflict_column;
+        const auto *c = table.column(name);
+        if (!c || c->generated)
+            throw catalog::TableError(fmt::format(
+                "\"conflict_column\": the source table has no column \"{}\" that pgincr copies "
+                "(a generated column is computed by the destination) (tables-config.json entry "
+                "{})",
+                name, cfg.entry));
+        spec.newest = dst.quote_ident(name);
+    }
+    if (conflicts::keeps_destination_changes(cfg))
+        spec.touched = dst.qualified(dest_schema, conflicts::touched_name(cfg.destination));
     // No ANALYZE of the staging table: the plan (a scan of it, sorted, into the unique
     // index) has no alternative a statistic could choose, the planner reads its size
     // from its pages anyway, and on a 220,000-row delta it cost 0.75 s.
@@ -56,6 +76,13 @@ std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
     log::debug(cfg.destination, "[dest] merge: {}",
                spec.unique_rows ? "rows unique in the source (its unique index), merged as staged"
                                 : "newest row per key (DISTINCT ON)");
+    std::int64_t held_back = 0;
+    if (!spec.newest.empty())
+        held_back = dst.exec(merge::held_back_sql(spec), pg::Expect::value).integer(0, 0);
+    else if (!spec.touched.empty())
+        held_back = conflicts::check_staged(dst, dest_schema, cfg, table, spec.staging);
+    if (conflicts)
+        *conflicts = held_back;
     auto merged = dst.exec(merge::merge_sql(spec)).affected_rows();
     dst.exec(fmt::format("TRUNCATE {}", spec.staging));
     return merged;

@@ -1,5 +1,6 @@
 #include "apply/deletes.hpp"
 
+#include "apply/conflicts.hpp"
 #include "diff/table_sides.hpp"
 #include "util/fault.hpp"
 #include "util/log.hpp"
@@ -51,12 +52,23 @@ Result run(pg::Connection &src, pg::Connection &dst, const config::Settings &set
                                      "has {}: the delete check would delete them all",
                                      cfg.filter ? " under the entry's filter" : "", dest_rows));
     };
+    bool keep_changed = conflicts::keeps_destination_changes(cfg);
+    if (keep_changed)
+        conflicts::lock_writers(dst, settings.dest_schema, cfg);
     auto on_found = [&](const diff::Found &found) {
         result.missing_in_dest += static_cast<std::int64_t>(found.missing.size());
         if (found.extra.empty())
             return;
         pg::Params params;
         auto match = diff::key_in(sides.dst, "t", found.extra, params);
+        if (keep_changed) {
+            // Rows changed in the destination are not deleted (target_wins, manual).
+            pg::Params held_params;
+            auto held = diff::key_in(sides.dst, "t", found.extra, held_params);
+            result.conflicts +=
+                conflicts::check_deleted(dst, settings.dest_schema, cfg, table, held, held_params);
+            match += " AND " + conflicts::spare_touched(dst, settings.dest_schema, cfg, table, "t");
+        }
         std::string sql =
             cfg.deletes == config::Deletes::soft
                 ? fmt::format("UPDATE ONLY {0} AS t SET {1} = pg_catalog.now() WHERE {2} AND "

@@ -17,6 +17,7 @@ namespace pgincr::deletes {
 struct Result {
     std::int64_t rows_deleted = 0;    // deleted, or newly marked deleted
     std::int64_t missing_in_dest = 0; // source keys the destination lacks (verify --repair)
+    std::int64_t conflicts = 0;       // target_wins, manual: kept, changed in the destination
 };
 
 // Whether this sync runs the check: "delete_check_seconds" after the last one.

@@ -196,7 +196,8 @@ void TableApply::reset_batch() {
 // sent: the staged rows are the rows, with no order to keep and nothing to resolve.
 // False (nothing done) when the batch needs the general way.
 bool TableApply::apply_direct(std::int64_t &upserted) {
-    if (!direct_)
+    // newest_wins holds rows back and counts them: the general way does both.
+    if (!direct_ || !shape_.newest.empty())
         return false;
     std::sort(key_hashes_.begin(), key_hashes_.end());
     if (std::adjacent_find(key_hashes_.begin(), key_hashes_.end()) != key_hashes_.end())
@@ -235,6 +236,7 @@ std::int64_t TableApply::finish() {
     if (staged_ == 0)
         return 0;
     std::int64_t applied = 0;
+    conflicts_ = 0;
     bool direct = apply_direct(applied);
     if (!direct)
         applied = apply_general();
@@ -292,9 +294,24 @@ std::int64_t TableApply::apply_general() {
         {"VALUES", fmt::format("{}", fmt::join(values, ", "))},
         {"SET", sets.empty() ? std::string("NOTHING")
                              : fmt::format("UPDATE SET {}", fmt::join(sets, ", "))}};
+    // newest_wins: a destination row with no value in the column is older than any.
+    if (!shape_.newest.empty() && !sets.empty())
+        v.back().second +=
+            fmt::format(" WHERE d.{0} IS NULL OR EXCLUDED.{0} >= d.{0}", shape_.newest);
+    conflicts_ = 0;
+    std::int64_t upserts = 0;
+    if (!shape_.newest.empty())
+        upserts = dst_.exec(text::fill("SELECT pg_catalog.count(*) FROM (SELECT DISTINCT ON "
+                                       "(%KEY%) _pgincr_op FROM %STAGING% ORDER BY %KEY%, "
+                                       "_pgincr_seq DESC) AS l WHERE l._pgincr_op <> 'D'",
+                                       v),
+                            pg::Expect::value)
+                      .integer(0, 0);
     // Upserts first: a row that moved to a new key reads its unchanged values from the
     // old key's row, which the deletes then remove.
     auto upserted = run(text::fill(sql::cdc_upsert, v));
+    if (!shape_.newest.empty())
+        conflicts_ = upserts - upserted;
     auto deleted = run(text::fill(sql::cdc_delete, v));
     // The next batch streams in without it again.
     dst_.exec(fmt::format("DROP INDEX {}", index));

@@ -32,6 +32,9 @@ struct TableShape {
     std::vector<std::string> columns; // quoted, in the Relation message's order
     std::vector<std::string> types;   // their destination types
     std::vector<std::size_t> key;     // positions of the unique columns in `columns`
+    // newest_wins (apply/conflicts.hpp): the quoted conflict_column; an upsert then
+    // updates a row only when its value is at least the destination row's ("": always).
+    std::string newest;
 };
 
 class TableApply {
@@ -50,6 +53,8 @@ class TableApply {
     void truncate();
     // Applies everything staged; returns the rows deleted plus the rows upserted.
     std::int64_t finish();
+    // newest_wins: the upserts the last finish() held back (the destination row newer).
+    std::int64_t conflicts() const { return conflicts_; }
     const TableShape &shape() const { return shape_; }
     // Called about every half second while a long statement of the apply runs.
     void set_keepalive(std::function<void()> keepalive) { keepalive_ = std::move(keepalive); }
@@ -72,6 +77,7 @@ class TableApply {
     // general way).
     bool direct_ = true;
     std::vector<std::uint64_t> key_hashes_;
+    std::int64_t conflicts_ = 0;
     std::set<std::string> moved_into_; // keys rows moved to in this batch (rare)
     std::function<void()> keepalive_;
 };

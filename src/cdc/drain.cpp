@@ -64,6 +64,8 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     auto count = [&](const TableApply &a, std::int64_t n) {
         r.changes += n;
         r.changes_by_target[a.shape().target] += n;
+        if (a.conflicts() > 0)
+            r.conflicts_by_target[a.shape().target] += a.conflicts();
     };
     auto apply_for = [&](std::uint32_t relid) -> TableApply * {
         auto it = routes.find(relid);

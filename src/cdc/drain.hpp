@@ -43,7 +43,8 @@ struct DrainResult {
     std::int64_t transactions = 0; // source transactions applied
     std::int64_t changes = 0;      // rows inserted, updated or deleted in the destination
     std::int64_t batches = 0;      // destination transactions
-    std::map<std::string, std::int64_t> changes_by_target; // TableShape::target -> changes
+    std::map<std::string, std::int64_t> changes_by_target;   // TableShape::target -> changes
+    std::map<std::string, std::int64_t> conflicts_by_target; // held back by newest_wins
 };
 
 // A change that the destination refused for one table (a data or constraint error, not

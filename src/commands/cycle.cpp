@@ -103,8 +103,9 @@ void log_result(const TableResult &r) {
         return;
     }
     log::info(r.destination,
-              "{}: {} rows copied, {} merged, {} deleted in {:.2f}s, mark {}, lag {}",
+              "{}: {} rows copied, {} merged, {} deleted{} in {:.2f}s, mark {}, lag {}",
               sync_mode_name(r.mode), r.rows_copied, r.rows_merged, r.rows_deleted,
+              r.conflicts ? fmt::format(", {} conflicts (destination rows kept)", r.conflicts) : "",
               static_cast<double>(r.duration_ms) / 1000.0, r.watermark.value_or("(none)"),
               r.lag_seconds ? fmt::format("{:.0f}s", *r.lag_seconds) : "n/a");
 }
@@ -170,6 +171,16 @@ void Runner::seen_horizon(const watermark::Horizon &h) {
         return;
     horizon_checked_ = true;
     warn_if_windowed(h, settings_);
+}
+
+pg::Connection *Runner::source() noexcept {
+    try {
+        ensure_open(src_, settings_.source, true);
+        return src_.get();
+    } catch (const std::exception &e) {
+        log::warn("", "[source] unreachable after the cycle: {}", e.what());
+        return nullptr;
+    }
 }
 
 void Runner::close() {

@@ -50,6 +50,12 @@ class Runner {
     // Set when the lock was lost during the last run (another run may have started).
     const std::optional<std::string> &lock_lost() const { return lock_lost_; }
 
+    // The source session, reopened when it died (nullptr when the source cannot be
+    // reached), and the primary's when the source is a standby read through
+    // SOURCE_PRIMARY_HOST: for what reads the source after a cycle (lag alerts).
+    pg::Connection *source() noexcept;
+    pg::Connection *primary() const { return primary_.get(); }
+
     // Closes the sessions (the lock is the caller's).
     void close();
 

@@ -1,13 +1,16 @@
 #include "commands/status.hpp"
 
+#include "alerts/lag_alert.hpp"
 #include "config.hpp"
 #include "dest/progress.hpp"
 #include "lock.hpp"
 #include "modes/cdc_sync.hpp"
 #include "source/catalog.hpp"
+#include "source/lag.hpp"
 #include "state.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
+#include "util/time.hpp"
 #include "webhook.hpp"
 
 #include <fmt/format.h>
@@ -19,33 +22,33 @@ namespace pgincr::commands {
 
 namespace {
 
-struct Lag {
-    std::optional<double> seconds;
-    std::optional<std::int64_t> rows_at_or_after_mark;
-};
-
-// Live lag from the source: max(key) - mark, and how many rows the next sync reads.
-Lag live_lag(pg::Connection &src, const config::Settings &settings, const config::Table &cfg,
-             const state::TableState &s) {
-    Lag lag;
-    if (!s.watermark || cfg.replication_key.empty())
-        return lag;
-    std::string rel = src.qualified(settings.source_schema, cfg.name);
-    std::string key = src.quote_ident(cfg.replication_key);
-    std::string kt = s.key_type;
-    std::string diff = "NULL::float8";
-    if (kt == "date")
-        diff = fmt::format("((max({}) - $1::date) * 86400)::float8", key);
-    else if (kt.rfind("timestamp", 0) == 0)
-        diff = fmt::format("pg_catalog.date_part('epoch', max({}) - $1::{})::float8", key, kt);
-    auto res = src.exec(fmt::format("SELECT GREATEST({}, 0), count(*) FILTER (WHERE {} >= $1::{}) "
-                                    "FROM ONLY {}",
-                                    diff, key, kt, rel),
-                        {*s.watermark}, pg::Expect::one_row);
-    if (!res.is_null(0, 0))
-        lag.seconds = std::stod(std::string(res.text(0, 0)));
-    lag.rows_at_or_after_mark = res.integer(0, 1);
-    return lag;
+// The table's lag alert as the last sync or watch cycle left it; null when the entry
+// has no threshold.
+nlohmann::ordered_json alert_json(const config::Settings &settings, const state::Store &store,
+                                  const config::Table &cfg) {
+    auto threshold = config::lag_alert_threshold(settings, cfg);
+    if (!threshold)
+        return nullptr;
+    lag_alert::State st;
+    try {
+        st = lag_alert::load(store, cfg.destination).value_or(lag_alert::State{});
+    } catch (const std::exception &e) {
+        log::warn(cfg.destination, "{}", e.what());
+    }
+    auto t = [](const std::optional<lag_alert::Clock::time_point> &at) {
+        return at ? nlohmann::ordered_json(timeutil::iso_utc(*at))
+                  : nlohmann::ordered_json(nullptr);
+    };
+    nlohmann::ordered_json j;
+    j["threshold_seconds"] = *threshold;
+    j["active"] = st.active;
+    j["since"] = st.active ? t(st.since) : nlohmann::ordered_json(nullptr);
+    j["alerted_at"] = t(st.alerted_at);
+    j["lag_seconds"] =
+        st.lag_seconds ? nlohmann::ordered_json(*st.lag_seconds) : nlohmann::ordered_json(nullptr);
+    j["causes"] = st.active ? st.causes : nlohmann::ordered_json::array();
+    j["failed_runs"] = st.failed_runs;
+    return j;
 }
 
 } // namespace
@@ -106,6 +109,7 @@ int status(const cli::Options &o) {
         row["progress_disagrees"] = !disagreement.empty();
         row["reset_requested"] = s ? s->reset_requested : false;
         row["deletes"] = config::deletes_name(cfg.deletes);
+        row["conflict"] = config::conflict_name(cfg.conflict);
         row["deletes_checked_at"] = s && s->deletes_checked_at
                                         ? nlohmann::ordered_json(*s->deletes_checked_at)
                                         : nlohmann::ordered_json(nullptr);
@@ -117,6 +121,7 @@ int status(const cli::Options &o) {
                                 {"rows_copied", l.rows_copied},
                                 {"rows_merged", l.rows_merged},
                                 {"rows_deleted", l.rows_deleted},
+                                {"conflicts", l.conflicts},
                                 {"duration_ms", l.duration_ms},
                                 {"error", l.error.empty() ? nlohmann::ordered_json(nullptr)
                                                           : nlohmann::ordered_json(l.error)}};
@@ -127,11 +132,11 @@ int status(const cli::Options &o) {
         row["rows_at_or_after_mark"] = nullptr;
         if (s && src) {
             try {
-                auto lag = live_lag(*src, settings, cfg, *s);
+                auto lag = lag::measure(*src, settings, cfg, *s);
                 if (lag.seconds)
                     row["lag_seconds"] = *lag.seconds;
-                if (lag.rows_at_or_after_mark)
-                    row["rows_at_or_after_mark"] = *lag.rows_at_or_after_mark;
+                if (lag.rows_waiting)
+                    row["rows_at_or_after_mark"] = *lag.rows_waiting;
             } catch (const std::exception &e) {
                 log::warn(cfg.destination, "live lag unavailable: {}", e.what());
             }
@@ -146,6 +151,7 @@ int status(const cli::Options &o) {
             else if (s && s->last_sync && s->last_sync->lag_seconds)
                 row["lag_seconds"] = *s->last_sync->lag_seconds;
         }
+        row["lag_alert"] = alert_json(settings, store, cfg);
         out.push_back(row);
     }
 
@@ -178,8 +184,16 @@ int status(const cli::Options &o) {
                       << ", the destination's progress row has "
                       << str(row["watermark_in_destination"])
                       << "; the next sync goes on from the destination's\n";
+        if (!last.is_null() && last["conflicts"].get<std::int64_t>() > 0)
+            std::cout << fmt::format("    conflicts: {} in the last sync (\"conflict\": \"{}\")\n",
+                                     last["conflicts"].get<std::int64_t>(),
+                                     row["conflict"].get<std::string>());
         if (!last.is_null() && !last["error"].is_null())
             std::cout << "    error: " << last["error"].get<std::string>() << '\n';
+        if (const auto &a = row["lag_alert"]; !a.is_null() && a["active"].get<bool>())
+            std::cout << fmt::format("    lag alert since {} (threshold {:g} s): {}\n",
+                                     str(a["since"]), a["threshold_seconds"].get<double>(),
+                                     lag_alert::describe_causes(a["causes"]));
     }
     if (slot) {
         auto mb = [](const std::optional<std::int64_t> &b) {

@@ -1,5 +1,6 @@
 #include "commands/sync.hpp"
 
+#include "alerts/lag_alert.hpp"
 #include "commands/cycle.hpp"
 #include "config.hpp"
 #include "lock.hpp"
@@ -52,6 +53,9 @@ int sync(const cli::Options &o) {
     auto run = runner.run(tables, {o.replace, o.allow_deletes, std::nullopt});
     run.run_id = new_run_id();
     auto lock_lost = runner.lock_lost();
+    // Under the lock: the alert state is read and written by one run at a time.
+    if (!run.interrupted && !lock_lost && lag_alert::enabled(settings, tables))
+        lag_alert::check(settings, store, tables, run, runner.source(), runner.primary());
     runner.close();
     lock.reset();
 

@@ -1,5 +1,6 @@
 #include "commands/watch.hpp"
 
+#include "alerts/lag_alert.hpp"
 #include "commands/cycle.hpp"
 #include "config.hpp"
 #include "lock.hpp"
@@ -229,6 +230,8 @@ int watch(const cli::Options &o) {
         log::debug("", "cycle {}: rss {} kB, {} open files", cycles, fp.rss_kb, fp.open_files);
         if (should_post(settings.webhook.events, run))
             webhook::notify(settings.webhook, run);
+        if (!run.interrupted && !runner.lock_lost() && lag_alert::enabled(settings, tables))
+            lag_alert::check(settings, store, tables, run, runner.source(), runner.primary());
         if (run.interrupted)
             break;
         if (o.until_in_sync && !runner.lock_lost() &&

@@ -94,6 +94,8 @@ cdc::TableShape shape_of(const pg::Connection &dst, const config::Settings &sett
             e.table.unique_cols.end())
             shape.key.push_back(i);
     }
+    if (e.cfg->conflict == config::Conflict::newest_wins)
+        shape.newest = dst.quote_ident(e.cfg->conflict_column);
     return shape;
 }
 
@@ -491,8 +493,9 @@ class Run {
         for (auto *e : streaming) {
             if (e->stale || e->failed())
                 continue;
-            e->r.rows_merged +=
-                res.changes_by_target[s_.dst.qualified(settings_.dest_schema, e->cfg->destination)];
+            auto target = s_.dst.qualified(settings_.dest_schema, e->cfg->destination);
+            e->r.rows_merged += res.changes_by_target[target];
+            e->r.conflicts += res.conflicts_by_target[target];
             e->lsn = std::max(*e->lsn, res.applied);
         }
         log::info("",
@@ -567,7 +570,8 @@ class Run {
                                                  e.r.duration_ms,
                                                  "",
                                                  e.r.lag_seconds,
-                                                 0};
+                                                 0,
+                                                 e.r.conflicts};
                 fault::point("before-state-save");
                 store_.save(next);
             } else if (e.failed() && e.saved) {

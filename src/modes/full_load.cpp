@@ -1,5 +1,6 @@
 #include "modes/full_load.hpp"
 
+#include "apply/conflicts.hpp"
 #include "apply/deletes.hpp"
 #include "dest/ddl.hpp"
 #include "dest/progress.hpp"
@@ -70,6 +71,8 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     // A cdc table's changes are staged in a temporary table of the stream's session.
     if (cfg.mode != config::Mode::cdc)
         ddl::create_staging(dst, dschema, cfg, table);
+    // The new table has no trigger yet, and equals the source: nothing is kept.
+    conflicts::prepare(dst, dschema, cfg, table, true);
     result.dest_signature = catalog::dest_signature(dst, dschema, cfg.destination).value_or("");
     next.watermark = result.watermark;
     next.dest_signature = result.dest_signature;

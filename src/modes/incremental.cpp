@@ -1,5 +1,6 @@
 #include "modes/incremental.hpp"
 
+#include "apply/conflicts.hpp"
 #include "apply/deletes.hpp"
 #include "dest/ddl.hpp"
 #include "dest/progress.hpp"
@@ -40,6 +41,7 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
 
     std::string staging = dst.qualified(settings.dest_schema, ddl::staging_name(cfg.destination));
     pg::Transaction tx(dst);
+    conflicts::prepare(dst, settings.dest_schema, cfg, table, false);
     // Empty already: the merge empties it in the transaction that filled it. A DELETE
     // costs nothing on an empty table, where a TRUNCATE made a new file on every run
     // (1-2 ms of a sync with no changes); it still clears what a hand put there.
@@ -56,13 +58,15 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     if (heartbeat)
         heartbeat(); // a signal during the copy stops here, before the merge
     if (result.rows_copied > 0)
-        result.rows_merged = apply::merge_staged(
-            dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table, true);
+        result.rows_merged =
+            apply::merge_staged(dst, dst.qualified(settings.dest_schema, cfg.destination), staging,
+                                cfg, table, settings.dest_schema, &result.conflicts, true);
     if (deletes.run) {
         if (heartbeat)
             heartbeat();
-        result.rows_deleted =
-            deletes::run(src, dst, settings, cfg, table, deletes.allow).rows_deleted;
+        auto del = deletes::run(src, dst, settings, cfg, table, deletes.allow);
+        result.rows_deleted = del.rows_deleted;
+        result.conflicts += del.conflicts;
         next.deletes_checked_at = deletes::now(dst);
         snapshot.close();
     }

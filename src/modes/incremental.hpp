@@ -21,6 +21,7 @@ struct Result {
     std::optional<std::string> watermark;
     std::optional<double> lag_seconds;
     std::int64_t rows_deleted = 0;
+    std::int64_t conflicts = 0; // held back by the entry's conflict policy
 };
 
 // This sync's delete check (apply/deletes.hpp): due or not, and allowed past the guard.

@@ -248,6 +248,7 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
             r.rows_copied = res.rows_copied;
             r.rows_merged = res.rows_merged;
             r.rows_deleted = res.rows_deleted;
+            r.conflicts = res.conflicts;
             r.watermark = res.watermark;
             r.lag_seconds = res.lag_seconds;
         } else {
@@ -271,7 +272,8 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
                                          r.duration_ms,
                                          "",
                                          r.lag_seconds,
-                                         r.rows_deleted};
+                                         r.rows_deleted,
+                                         r.conflicts};
         // Saved only now, after the destination committed: a crash before this line
         // makes the next run redo the same rows, which the merge absorbs.
         fault::point("before-state-save");

@@ -77,7 +77,7 @@ std::int64_t repair_batch(const Pass &p, const catalog::SourceTable &table,
                                  " WHERE " + diff::key_in_for_copy(sides.src, recopy), staging,
                                  progress);
         progress.finish();
-        apply::merge_staged(p.dst, target, staging, p.cfg, table);
+        apply::merge_staged(p.dst, target, staging, p.cfg, table, p.settings.dest_schema);
     }
     if (!found.extra.empty() && !extras_expected(p.cfg)) {
         pg::Params params;
@@ -156,6 +156,14 @@ Report compare_once(const Pass &p) {
         throw catalog::TableError(fmt::format("the staging table \"{}\" is missing; run `pgincr "
                                               "sync` first, which reloads the table",
                                               ddl::staging_name(p.cfg.destination)));
+    // The policy keeps some destination changes on purpose; a repair would have to undo
+    // them (and target_wins's merge would skip the keys it just deleted).
+    if (p.repair && p.cfg.conflict != config::Conflict::source_wins)
+        throw catalog::TableError(fmt::format(
+            "\"conflict\": \"{}\" keeps destination changes on purpose, so --repair does not "
+            "overwrite them (`pgincr verify` without --repair counts them as differences); "
+            "`pgincr reset {}` reloads the table equal to the source",
+            config::conflict_name(p.cfg.conflict), p.cfg.destination));
     pg::Transaction tx(p.dst, p.repair ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
                                        : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     std::optional<std::string> mark;

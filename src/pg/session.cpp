@@ -48,6 +48,10 @@ std::string startup_options(const ConnInfo &info) {
     o += " -c default_transaction_isolation=read\\ committed";
     if (info.side == Side::source)
         o += " -c row_security=off";
+    // Tells pgincr's writes from others' (apply/conflicts.hpp): the target_wins
+    // trigger skips sessions that carry it.
+    if (info.side == Side::dest)
+        o += " -c pgincr.writer=on";
     return o;
 }
 

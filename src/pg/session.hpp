@@ -12,7 +12,9 @@
 //   waits forever behind a reader, and says so when it gives up,
 //   row_security off on the source: a policy would silently hide rows; off makes
 //   such a read fail instead,
-//   default_transaction_read_only on the source.
+//   default_transaction_read_only on the source,
+//   pgincr.writer=on on the destination: the conflict policies' trigger skips these
+//   sessions' writes.
 #include "pg/connection.hpp"
 
 #include <string>

@@ -170,6 +170,15 @@ SourceTable describe_source(pg::Connection &src, const std::string &schema,
             t.errors.push_back(
                 fmt::format("unique_cols column \"{}\" does not exist in \"{}\"", u, cfg.name));
 
+    if (cfg.conflict == config::Conflict::newest_wins && !cfg.conflict_column.empty()) {
+        const auto *c = t.column(cfg.conflict_column);
+        if (!c || c->generated)
+            t.errors.push_back(fmt::format(
+                "conflict_column \"{}\" is not a column of \"{}\" that pgincr copies (a "
+                "generated column is computed by the destination); tables-config.json entry {}",
+                cfg.conflict_column, cfg.name, cfg.entry));
+    }
+
     std::vector<std::string> conflict = t.unique_cols;
     if (cfg.mode == config::Mode::incremental_append && t.key &&
         std::find(conflict.begin(), conflict.end(), t.key->name) == conflict.end())

@@ -73,6 +73,15 @@ Horizon read_horizon(pg::Connection &src, pg::Connection *primary, int fallback_
     h.open_transactions = res.integer(0, 2);
     h.oldest_start = res.optional(0, 3);
     h.standby = res.boolean(0, 4);
+    if (!res.is_null(0, 9)) {
+        OpenTransaction o;
+        if (!res.is_null(0, 6))
+            o.pid = static_cast<int>(res.integer(0, 6));
+        o.application_name = res.optional(0, 7).value_or("");
+        o.state = res.optional(0, 8).value_or("");
+        o.age_seconds = std::stod(std::string(res.text(0, 9)));
+        h.oldest = o;
+    }
     if (primary) {
         if (h.standby)
             throw Error(fmt::format("SOURCE_PRIMARY_HOST: {} is itself in recovery; point it at "

@@ -18,13 +18,22 @@ namespace pgincr::watermark {
 // (ARCHITECTURE.md, "Horizon"). It costs one more second of re-read rows per sync.
 constexpr int horizon_slack_ms = 1000;
 
+// The oldest open transaction the horizon saw: what holds every time-keyed mark back.
+struct OpenTransaction {
+    std::optional<int> pid;       // none for a prepared transaction
+    std::string application_name; // as the session set it
+    std::string state;            // pg_stat_activity.state, or "prepared transaction 'gid'"
+    double age_seconds = 0;       // since it began (or was prepared)
+};
+
 struct Horizon {
     std::string at;        // timestamptz, as the server prints it
     bool sees_all = false; // the role can see every session (pg_read_all_stats)
     std::int64_t open_transactions = 0;
     std::optional<std::string> oldest_start;
-    bool standby = false;      // the source is a hot standby
-    bool from_primary = false; // read on SOURCE_PRIMARY_HOST, not on the standby
+    bool standby = false;                  // the source is a hot standby
+    bool from_primary = false;             // read on SOURCE_PRIMARY_HOST, not on the standby
+    std::optional<OpenTransaction> oldest; // when one is open and visible
     // Whether `at` rests on a fallback window rather than on seen transactions.
     bool windowed() const { return !sees_all || (standby && !from_primary); }
 };

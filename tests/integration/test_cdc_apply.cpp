@@ -82,7 +82,8 @@ TEST_CASE("cdc apply: the last change of each key wins - unchanged TOASTed value
     cdc::TableShape shape{"public.docs",
                           {"region", "n", "note", "body", "doc"},
                           {"text", "integer", "text", "text", "jsonb"},
-                          {0, 1}};
+                          {0, 1},
+                          ""};
     pg::Lsn end;
     {
         pg::LogicalStream stream(walsender, slot.name, slot.consistent_point, {"cdc_apply_pub"});

@@ -17,9 +17,10 @@ cdc::Resolve routes() {
     return [](const cdc::Relation &rel) -> std::optional<cdc::Route> {
         if (rel.name == "pairs")
             return cdc::Route{
-                {"public.pairs", {"region", "n", "v"}, {"text", "integer", "integer"}, {0, 1}}, {}};
+                {"public.pairs", {"region", "n", "v"}, {"text", "integer", "integer"}, {0, 1}, ""},
+                {}};
         if (rel.name == "codes")
-            return cdc::Route{{"public.codes", {"code", "note"}, {"text", "text"}, {0}}, {}};
+            return cdc::Route{{"public.codes", {"code", "note"}, {"text", "text"}, {0}, ""}, {}};
         return std::nullopt; // not this pipeline's table
     };
 }

@@ -242,6 +242,65 @@ TEST_CASE("tables-config: deletes that make no sense for the mode are refused, n
               "key \"delete_check_seconds\": expected a whole number"));
 }
 
+TEST_CASE("tables-config: conflict policies parse, default to source_wins, and are refused where "
+          "they make no sense") {
+    auto t = config::parse_tables(R"([{"name": "a", "replication_key": "u"},
+        {"name": "b", "replication_key": "u", "conflict": "newest_wins"},
+        {"name": "c", "replication_key": "u", "conflict": "newest_wins",
+         "conflict_column": "changed_at"},
+        {"name": "d", "replication_key": "u", "conflict": "target_wins"},
+        {"name": "e", "replication_key": "u", "conflict": "manual", "deletes": "hard"},
+        {"name": "f", "replication_key": "u", "conflict": "source_wins"}])",
+                                  "t.json");
+    REQUIRE(t.size() == 6);
+    CHECK(t[0].conflict == config::Conflict::source_wins);
+    CHECK(t[0].conflict_column.empty());
+    CHECK(t[1].conflict == config::Conflict::newest_wins);
+    CHECK(t[1].conflict_column.empty());
+    CHECK(t[2].conflict_column == "changed_at");
+    CHECK(t[3].conflict == config::Conflict::target_wins);
+    CHECK(t[4].conflict == config::Conflict::manual);
+    CHECK(t[5].conflict == config::Conflict::source_wins);
+    CHECK(std::string(config::conflict_name(config::Conflict::manual)) == "manual");
+    // A policy does not change the rows a load makes: no reload when it changes.
+    CHECK(config::options_signature(t[3]) == "");
+
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "mine"}])"),
+              "entry 1 (\"o\"): key \"conflict\": \"mine\" is not one of \"source_wins\""));
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "target_wins"}])"),
+              "\"target_wins\" and \"manual\" are not supported for cdc entries yet"));
+    // cdc has no replication_key: newest_wins names its column.
+    CHECK(has(bad(R"([{"name": "o", "mode": "cdc", "conflict": "newest_wins"}])"),
+              "key \"conflict\": a cdc entry has no replication_key to compare"));
+    auto cdc = config::parse_tables(R"([{"name": "o", "mode": "cdc", "conflict": "newest_wins",
+                                          "conflict_column": "changed_at"}])",
+                                    "t.json");
+    CHECK(cdc[0].conflict == config::Conflict::newest_wins);
+    CHECK(cdc[0].conflict_column == "changed_at");
+    CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "conflict": "target_wins"}])"),
+              "key \"conflict\": only incremental-deduped entries"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "mode": "incremental-append",
+                       "conflict": "manual"}])"),
+              "key \"conflict\": only incremental-deduped entries"));
+    // The default is fine everywhere.
+    CHECK_NOTHROW(config::parse_tables(
+        R"([{"name": "o", "mode": "cdc", "conflict": "source_wins"}])", "t.json"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict_column": "x"}])"),
+              "key \"conflict_column\": only applies with \"conflict\": \"newest_wins\""));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "newest_wins",
+                       "conflict_column": 3}])"),
+              "key \"conflict_column\": expected the name of a column"));
+    std::string long_name(49, 'x');
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "conflict": "target_wins",
+                       "destination": ")" +
+                  long_name + R"("}])"),
+              "set a \"destination\" of at most 48 bytes"));
+    CHECK_NOTHROW(config::parse_tables(R"([{"name": "o", "replication_key": "u",
+        "conflict": "manual", "destination": ")" +
+                                           std::string(48, 'x') + R"("}])",
+                                       "t.json"));
+}
+
 TEST_CASE("tables-config: invalid JSON reports line and column") {
     try {
         config::parse_tables("[\n  {\"name\": \"o\",\n   \"replication_key\" \"u\"}\n]", "t.json");
@@ -335,8 +394,8 @@ TEST_CASE("tables-config: cdc entries need no replication_key, and options that 
     CHECK(has(bad(R"([{"name": "o", "mode": "cdc"}, {"name": "o", "mode": "cdc",
                        "destination": "o2"}])"),
               "entry 2 (\"o\"): key \"name\": source table \"o\" is already streamed"));
-    CHECK(has(bad(R"([{"name": "o", "mode": "stream"}])"),
-              "incremental-append, full-refresh, cdc"));
+    CHECK(
+        has(bad(R"([{"name": "o", "mode": "stream"}])"), "incremental-append, full-refresh, cdc"));
 }
 
 TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME unless set") {
@@ -344,8 +403,8 @@ TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME un
     auto s = config::load_settings(path, {});
     CHECK(s.slot == "pgincr_app_public");
     CHECK(s.publication == "pgincr_app_public");
-    auto set = config::load_settings(path, {{"PGINCR_SLOT", "my_slot"},
-                                            {"PGINCR_PUBLICATION", "My Publication"}});
+    auto set = config::load_settings(
+        path, {{"PGINCR_SLOT", "my_slot"}, {"PGINCR_PUBLICATION", "My Publication"}});
     CHECK(set.slot == "my_slot");
     CHECK(set.publication == "My Publication");
     CHECK(config::default_slot_name("Sales-DB.eu") == "pgincr_sales_db_eu");
@@ -354,4 +413,57 @@ TEST_CASE("config: the cdc slot and publication are named after PIPELINE_NAME un
                          doctest::Contains("slot.env: PGINCR_SLOT 'Bad-Slot' is not a valid "
                                            "replication slot name"),
                          ConfigError);
+}
+
+TEST_CASE("config: lag alerts are off by default - LAG_ALERT_SECONDS and the repeat interval "
+          "parse - bad values name the key") {
+    auto path = write_temp("lag.env", old_tool_env);
+    auto s = config::load_settings(path, {});
+    CHECK_FALSE(s.lag_alert_seconds);
+    CHECK(s.lag_alert_repeat_seconds == 3600);
+    s = config::load_settings(path,
+                              {{"LAG_ALERT_SECONDS", "2.5"}, {"LAG_ALERT_REPEAT_SECONDS", "60"}});
+    REQUIRE(s.lag_alert_seconds);
+    CHECK(*s.lag_alert_seconds == 2.5);
+    CHECK(s.lag_alert_repeat_seconds == 60);
+    for (const auto &[key, value] :
+         std::vector<std::pair<std::string, std::string>>{{"LAG_ALERT_SECONDS", "0"},
+                                                          {"LAG_ALERT_SECONDS", "-5"},
+                                                          {"LAG_ALERT_SECONDS", "5m"},
+                                                          {"LAG_ALERT_REPEAT_SECONDS", "0"},
+                                                          {"LAG_ALERT_REPEAT_SECONDS", "soon"}}) {
+        auto bad_env =
+            write_temp("lag-bad.env", std::string(old_tool_env) + key + "=" + value + "\n");
+        std::string expected = "lag-bad.env: " + key + " must be a number of seconds above 0";
+        CHECK_THROWS_WITH_AS(config::load_settings(bad_env, {}),
+                             doctest::Contains(expected.c_str()), ConfigError);
+    }
+}
+
+TEST_CASE("tables-config: lag_alert_seconds overrides the pipeline's threshold - bad values name "
+          "the entry and key") {
+    auto t = config::parse_tables(
+        R"([{"name": "a", "replication_key": "k", "lag_alert_seconds": 2},
+            {"name": "b", "replication_key": "k"},
+            {"name": "c", "mode": "cdc", "lag_alert_seconds": 0.5}])",
+        "t.json");
+    CHECK(t[0].lag_alert_seconds == 2.0);
+    CHECK_FALSE(t[1].lag_alert_seconds);
+    CHECK(t[2].lag_alert_seconds == 0.5);
+    config::Settings s;
+    CHECK_FALSE(config::lag_alert_threshold(s, t[1]));
+    CHECK(config::lag_alert_threshold(s, t[0]) == 2.0);
+    s.lag_alert_seconds = 600;
+    CHECK(config::lag_alert_threshold(s, t[0]) == 2.0);
+    CHECK(config::lag_alert_threshold(s, t[1]) == 600.0);
+    // Changing a threshold never reloads a table.
+    CHECK(config::options_signature(t[0]) == config::options_signature(t[1]));
+
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lag_alert_seconds": 0}])"),
+              "tables-config.json: entry 1 (\"o\"): key \"lag_alert_seconds\": expected a number "
+              "of seconds above 0"));
+    CHECK(has(bad(R"([{"name": "o", "replication_key": "u", "lag_alert_seconds": "60"}])"),
+              "key \"lag_alert_seconds\": expected a number"));
+    CHECK(has(bad(R"([{"name": "o", "mode": "full-refresh", "lag_alert_seconds": 60}])"),
+              "key \"lag_alert_seconds\": a full-refresh entry without \"replication_key\""));
 }

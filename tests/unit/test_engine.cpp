@@ -85,6 +85,49 @@ TEST_CASE("merge: with soft deletes a key that comes back is live again - even u
     CHECK(contains(merge::merge_sql(spec), R"(DO UPDATE SET "_pgincr_deleted_at" = NULL WHERE )"));
 }
 
+TEST_CASE("merge: source_wins is the merge as it always was") {
+    // The default policy adds nothing: no side table, no newest test.
+    auto sql = merge::merge_sql(orders_spec());
+    CHECK_FALSE(contains(sql, "NOT EXISTS"));
+    CHECK_FALSE(contains(sql, ">="));
+    CHECK(contains(sql, R"(FROM "r"."orders_stg" ORDER BY)"));
+}
+
+TEST_CASE("merge: newest_wins applies a row only when its column is at least the destination's") {
+    auto spec = orders_spec();
+    spec.newest = R"("changed_at")";
+    auto sql = merge::merge_sql(spec);
+    CHECK(contains(sql, R"(::text) AND (d."changed_at" IS NULL OR )"
+                        R"(EXCLUDED."changed_at" >= d."changed_at"))"));
+    // Inserts are never held back: only the ON CONFLICT branch is guarded.
+    CHECK(contains(sql,
+                   R"(SELECT DISTINCT ON ("id") "id", "v", "updated_at" FROM "r"."orders_stg" )"
+                   R"(ORDER BY)"));
+    // The count of held-back rows is the guard's negation, over the same dedup.
+    auto held = merge::held_back_sql(spec);
+    CHECK(contains(held, R"(SELECT DISTINCT ON ("id") * FROM "r"."orders_stg" ORDER BY "id", )"
+                         R"("updated_at" DESC) AS s JOIN ONLY "r"."orders" AS d ON d."id" )"
+                         R"(IS NOT DISTINCT FROM s."id")"));
+    CHECK(contains(held, R"(WHERE d."changed_at" IS NOT NULL AND (s."changed_at" IS NULL OR )"
+                         R"(s."changed_at" < d."changed_at"))"));
+}
+
+TEST_CASE("merge: target_wins skips staged rows whose key was changed in the destination") {
+    auto spec = orders_spec();
+    spec.touched = R"("r"."orders_pgincr_touched")";
+    spec.unique = {R"("id")", R"("region")"};
+    spec.unique_not_null = {true, false};
+    auto sql = merge::merge_sql(spec);
+    // Filtered before the dedup, so that neither an update nor a re-insert of a row
+    // deleted in the destination happens; a NOT NULL key column matches with "=".
+    CHECK(contains(sql, R"(FROM "r"."orders_stg" AS s WHERE NOT EXISTS (SELECT FROM )"
+                        R"("r"."orders_pgincr_touched" AS t WHERE t."id" = s."id" AND )"
+                        R"(t."region" IS NOT DISTINCT FROM s."region") ORDER BY "id", "region", )"
+                        R"("updated_at" DESC ON CONFLICT ("id", "region") DO UPDATE)"));
+    CHECK(merge::key_match(spec, "a", "b") ==
+          R"(a."id" = b."id" AND a."region" IS NOT DISTINCT FROM b."region")");
+}
+
 TEST_CASE("merge: a table made only of unique columns merges with DO NOTHING") {
     merge::Spec s;
     s.target = "t";

@@ -43,6 +43,10 @@ TEST_CASE("session: pinned sessions outrank role and database settings") {
     CHECK(has(d, "-c lock_timeout=42s"));
     CHECK(d.find("row_security") == std::string::npos);
     CHECK(d.find("read_only") == std::string::npos);
+    // The conflict policies' trigger tells pgincr's destination writes by this; the
+    // source never carries it.
+    CHECK(has(d, "-c pgincr.writer=on"));
+    CHECK(o.find("pgincr.writer") == std::string::npos);
 
     // Test and admin sessions keep the server's search_path.
     pg::ConnInfo plain;
