@@ -89,12 +89,31 @@ void RunLock::acquire() {
 void RunLock::ensure_held() {
     try {
         if (conn_ && conn_->ok()) {
+            // Mid-COPY the session takes no other statement, and in a failed transaction
+            // it answers every one with an error: either way the server spoke on it just
+            // now, and the session's own next statement fails if it has gone since.
+            auto status = PQtransactionStatus(conn_->get());
+            if (status == PQTRANS_ACTIVE || status == PQTRANS_INERROR)
+                return;
             conn_->exec("SELECT 1", pg::Expect::value);
             return;
         }
     } catch (const pg::PgError &) {
+        // An error the server sent (a cancelled statement) still came over the session.
+        if (conn_->ok())
+            return;
     }
-    throw LockLostError(fmt::format(
+    throw lost();
+}
+
+pg::Connection &RunLock::session() {
+    if (!held())
+        throw lost();
+    return *conn_;
+}
+
+LockLostError RunLock::lost() const {
+    return LockLostError(fmt::format(
         "lost the run lock: its destination session on {} is gone (server restart, terminated "
         "backend or network), so another run may have started; stopping. The next run takes "
         "the lock again and goes on from the saved state",

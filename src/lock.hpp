@@ -43,8 +43,14 @@ class RunLock {
     // The advisory lock lives as long as its session: a destination restart, a
     // terminated backend or a network cut releases it, and a second run may start.
     // Throws LockLostError when the session is gone, so that this run stops instead
-    // of going on unlocked. One round trip.
+    // of going on unlocked. One round trip, or none while the session is busy with the
+    // run's own work (a COPY, a failed statement): it answered a moment ago then.
     void ensure_held();
+
+    // The lock's session, which also does the run's destination work (one session per
+    // side and run). A statement that fails on it leaves the lock in place: only the
+    // session's end releases it. Throws LockLostError when the lock is not held.
+    pg::Connection &session();
 
     // Whether the advisory lock's session is open (as far as libpq knows).
     bool held() const;
@@ -54,6 +60,7 @@ class RunLock {
     void acquire();
 
   private:
+    LockLostError lost() const;
     StateDirLock dir_lock_;
     pg::ConnInfo dest_;
     std::string dest_schema_;

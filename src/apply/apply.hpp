@@ -28,9 +28,12 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
 // appends, for incremental-append), then empties the staging table. Returns the rows
 // written. The entry's conflict policy decides which staged rows are applied
 // (apply/conflicts.hpp); `conflicts`, when given, gets how many were held back by it.
+// `one_read`: the staged rows are one read of the source table in one snapshot, so that
+// a source unique index on the unique columns (SourceTable::unique_rows) holds for them
+// and the merge needs no dedup.
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
                           const std::string &staging, const config::Table &cfg,
                           const catalog::SourceTable &table, const std::string &dest_schema,
-                          std::int64_t *conflicts = nullptr);
+                          std::int64_t *conflicts = nullptr, bool one_read = false);
 
 } // namespace pgincr::apply

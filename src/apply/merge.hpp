@@ -15,6 +15,10 @@ struct Spec {
     bool append = false;              // incremental-append: keep every version
     std::string deleted_at;           // quoted soft-delete column, cleared when a key
                                       // comes back ("" for none)
+    // The staged rows hold each conflict key at most once (one read of a source table
+    // whose unique index guarantees it): inserted as they are (in key order), without
+    // the dedup.
+    bool unique_rows = false;
     // Conflict policies (apply/conflicts.hpp); both empty for source_wins.
     std::string newest;  // newest_wins: quoted column; a staged row is applied only
                          // when its value is at least the destination row's
@@ -25,10 +29,9 @@ struct Spec {
 };
 
 // incremental-deduped: one row per unique key (the one with the highest replication
-// key), INSERT ... ON CONFLICT DO UPDATE, skipping rows that did not change so that
-// the re-read window creates no dead tuples.
-// incremental-append: every (unique, key) version once; ON CONFLICT DO NOTHING makes
-// re-reads idempotent.
+// key; with `unique_rows` the only one), INSERT ... ON CONFLICT DO UPDATE, skipping rows that did
+// not change so that the re-read window creates no dead tuples. incremental-append: every (unique,
+// key) version once; ON CONFLICT DO NOTHING makes re-reads idempotent.
 std::string merge_sql(const Spec &spec);
 
 // newest_wins: how many staged rows (after the dedup) the merge will hold back because

@@ -1,7 +1,9 @@
 #pragma once
 // The cdc mode's apply step for one table (groundwork for issue 15): decoded changes
 // stream by COPY into a session-local staging table, each with its position in the
-// stream, and are applied in the caller's destination transaction by set-based SQL:
+// stream, and are applied in the caller's destination transaction. A batch of inserts
+// and updates with every key once and no unchanged TOASTed value goes in with one
+// INSERT … ON CONFLICT; any other batch by set-based SQL:
 // the last change of each key wins (a delete deletes, an insert or update upserts), an
 // unchanged TOASTed value keeps the value of the latest earlier image of the key in the
 // batch, else the destination's, and TRUNCATE empties the table and drops what was
@@ -68,6 +70,9 @@ class TableApply {
   private:
     void stage(char op, const Tuple &row, const Tuple *from = nullptr);
     void flush_copy();
+    bool apply_direct(std::int64_t &upserted);
+    std::int64_t apply_general();
+    void reset_batch();
     std::int64_t run(const std::string &sql);
     // target_wins, manual: the predicate that the key `of` (expressions, one per key
     // column) is recorded as changed in the destination.
@@ -83,6 +88,11 @@ class TableApply {
     std::string buffer_;
     std::int64_t seq_ = 0;
     std::int64_t staged_ = 0;
+    // Whether the batch so far takes the direct path, and a hash of each staged key to
+    // find a key staged twice (bounded: past `direct_keys_max` the batch goes the
+    // general way).
+    bool direct_ = true;
+    std::vector<std::uint64_t> key_hashes_;
     std::int64_t conflicts_ = 0;
     std::set<std::string> moved_into_; // keys rows moved to in this batch (rare)
     std::function<void()> keepalive_;

@@ -3,6 +3,7 @@
 #include "util/error.hpp"
 #include "util/fault.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <map>
 #include <memory>
@@ -150,13 +151,17 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
                     // The server has sent everything before `until` (a keepalive comes
                     // after the data it follows): apply what came and stop.
                     commit_batch();
-                    if (r.applied < options.until) {
-                        // None of it committed a change of these tables after r.applied.
+                    // Everything before the server's end was sent, and none of it
+                    // committed a change of these tables after r.applied. Confirmed that
+                    // far, not only to `until`: a quiet source then finds the slot at its
+                    // WAL end on the next run, which needs no stream at all.
+                    auto end = std::max(options.until, stream.server_end());
+                    if (r.applied < end) {
                         pg::Transaction idle(dst);
-                        save(dst, options.until);
+                        save(dst, end);
                         idle.commit();
-                        stream.confirm(options.until);
-                        r.applied = options.until;
+                        stream.confirm(end);
+                        r.applied = end;
                     }
                     return r;
                 }

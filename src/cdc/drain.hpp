@@ -21,7 +21,8 @@
 namespace pgincr::cdc {
 
 struct DrainOptions {
-    pg::Lsn until;                       // stop once everything up to here is applied
+    pg::Lsn until; // stop once everything up to here is applied (and confirm up to what
+                   // the server said it has sent by then)
     std::int64_t batch_changes = 100000; // changes per destination transaction, at most
     std::chrono::milliseconds batch_time{5000};
     std::chrono::milliseconds give_up{60000}; // the stream went silent this long: fail

@@ -8,16 +8,17 @@
 #include "util/signals.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <fmt/format.h>
+#include <future>
 
 namespace pgincr::cycle {
 
 namespace {
 
-// Once per process, not per table: the role and the server are the same for every table.
-void warn_if_windowed(pg::Connection &src, pg::Connection *primary,
-                      const config::Settings &settings) {
-    auto h = watermark::read_horizon(src, primary, settings.fallback_lookback_seconds);
+// Once per process, from the first table's horizon: the role and the server are the same
+// for every table.
+void warn_if_windowed(const watermark::Horizon &h, const config::Settings &settings) {
     if (h.from_primary)
         log::info("",
                   "the source is a hot standby: the late-commit horizon is read on the "
@@ -65,7 +66,8 @@ TableResult not_started(const config::Table &cfg, const std::string &why) {
 // A session that died (server restart, network) is reopened. `probe`: ask the server,
 // because libpq only learns that the peer went away when it next uses the socket, and
 // a watch's sessions sit idle between cycles.
-void ensure_open(std::unique_ptr<pg::Connection> &conn, const pg::ConnInfo &info,
+// Returns whether a new session was opened.
+bool ensure_open(std::unique_ptr<pg::Connection> &conn, const pg::ConnInfo &info,
                  bool probe = false) {
     if (conn && probe && conn->ok()) {
         try {
@@ -74,10 +76,11 @@ void ensure_open(std::unique_ptr<pg::Connection> &conn, const pg::ConnInfo &info
             conn.reset();
         }
     }
-    if (!conn || !conn->ok()) {
-        conn.reset();
-        conn = std::make_unique<pg::Connection>(info);
-    }
+    if (conn && conn->ok())
+        return false;
+    conn.reset();
+    conn = std::make_unique<pg::Connection>(info);
+    return true;
 }
 
 bool listed(const std::vector<std::string> &names, const std::string &destination) {
@@ -112,30 +115,62 @@ Runner::Runner(const config::Settings &settings, const std::filesystem::path &co
     : settings_(settings), config_file_(config_file), store_(store), lock_(lock) {}
 
 void Runner::connect() {
-    if (!lock_.held()) {
-        lock_.acquire();
-        if (lock_lost_)
-            log::info("", "took the run lock again");
-        lock_lost_.reset();
+    open(true);
+}
+
+void Runner::start() {
+    open(false);
+}
+
+// Each new session costs its server a backend start and both sides an authentication
+// exchange: the source's is opened on a thread of its own while the lock is taken.
+void Runner::open(bool strict) {
+    std::exception_ptr source_error;
+    auto source = std::async(std::launch::async, [&] {
+        try {
+            open_sessions(strict);
+        } catch (...) {
+            source_error = std::current_exception();
+        }
+    });
+    try {
+        if (!lock_.held()) {
+            lock_.acquire();
+            log::debug("", "[dest] connected to {}: the run lock and the destination's work",
+                       settings_.dest.describe());
+            if (lock_lost_)
+                log::info("", "took the run lock again");
+            lock_lost_.reset();
+        } else if (strict) {
+            lock_.ensure_held();
+        }
+    } catch (...) {
+        source.wait();
+        throw;
     }
-    lock_.ensure_held();
-    open_sessions(true);
+    source.wait();
+    if (source_error && strict)
+        std::rethrow_exception(source_error);
 }
 
 void Runner::open_sessions(bool probe) {
-    ensure_open(src_, settings_.source, probe);
+    if (ensure_open(src_, settings_.source, probe))
+        log::debug("", "[source] connected to {}", settings_.source.describe());
     if (!source_checked_) {
         standby_ = watermark::in_recovery(*src_);
         if (!standby_ && settings_.source_primary)
             log::info("", "the source is not a standby: SOURCE_PRIMARY_HOST is not used");
+        source_checked_ = true;
     }
     if (standby_ && settings_.source_primary)
         ensure_open(primary_, *settings_.source_primary, probe);
-    if (!source_checked_) {
-        source_checked_ = true;
-        warn_if_windowed(*src_, primary_.get(), settings_);
-    }
-    ensure_open(dst_, settings_.dest, probe);
+}
+
+void Runner::seen_horizon(const watermark::Horizon &h) {
+    if (horizon_checked_)
+        return;
+    horizon_checked_ = true;
+    warn_if_windowed(h, settings_);
 }
 
 pg::Connection *Runner::source() noexcept {
@@ -150,7 +185,6 @@ pg::Connection *Runner::source() noexcept {
 
 void Runner::close() {
     src_.reset();
-    dst_.reset();
     primary_.reset();
 }
 
@@ -170,7 +204,8 @@ TableResult Runner::sync_one(const config::Table &cfg, const Options &options) {
     TableResult r;
     try {
         open_sessions(false);
-        table_sync::Sessions sessions{*src_, *dst_, primary_.get(), &lock_};
+        table_sync::Sessions sessions{*src_, lock_.session(), primary_.get(), &lock_,
+                                      [this](const watermark::Horizon &h) { seen_horizon(h); }};
         r = table_sync::sync(sessions, settings_, cfg, store_,
                              {listed(options.replace, cfg.destination),
                               listed(options.allow_deletes, cfg.destination)});
@@ -201,8 +236,7 @@ void Runner::sync_cdc(const std::vector<config::Table> &tables, const Options &o
     req.follow_until = options.follow_until;
     try {
         ensure_open(src_, settings_.source);
-        ensure_open(dst_, settings_.dest);
-        table_sync::Sessions sessions{*src_, *dst_, nullptr, &lock_};
+        table_sync::Sessions sessions{*src_, lock_.session(), nullptr, &lock_, {}};
         auto out = cdc_sync::run(sessions, settings_, store_, req);
         for (auto &r : out.tables) {
             log_result(r);

@@ -9,6 +9,7 @@
 #include "config.hpp"
 #include "lock.hpp"
 #include "pg/connection.hpp"
+#include "source/watermark.hpp"
 #include "state.hpp"
 #include "summary.hpp"
 
@@ -36,7 +37,12 @@ class Runner {
     // Makes sure the next cycle can start: the run lock is held (taken again after its
     // session died, unless another run took it: LockedError) and a session to each
     // server answers. Throws what stops the cycle from starting (pg::PgError, LockedError).
+    // The lock's session is the run's destination session; the source's is opened at
+    // the same time, so that the two servers start their backends together.
     void connect();
+    // `pgincr sync`: takes the lock and opens the source session at once, without
+    // probing; a source that cannot be reached fails each table, as a later one would.
+    void start();
 
     // Syncs `tables` once. Never throws for a table's problem: its result says it.
     RunSummary run(const std::vector<config::Table> &tables, const Options &options);
@@ -55,7 +61,9 @@ class Runner {
 
   private:
     void check_lock();
+    void open(bool strict);
     void open_sessions(bool probe);
+    void seen_horizon(const watermark::Horizon &h);
     TableResult sync_one(const config::Table &cfg, const Options &options);
     void sync_cdc(const std::vector<config::Table> &tables, const Options &options,
                   RunSummary &run);
@@ -64,8 +72,9 @@ class Runner {
     std::filesystem::path config_file_;
     const state::Store &store_;
     lock::RunLock &lock_;
-    std::unique_ptr<pg::Connection> src_, dst_, primary_;
+    std::unique_ptr<pg::Connection> src_, primary_; // the destination's: lock_.session()
     bool source_checked_ = false;
+    bool horizon_checked_ = false;
     bool standby_ = false;
     std::optional<std::string> lock_lost_;
 };

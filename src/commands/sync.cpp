@@ -44,12 +44,14 @@ int sync(const cli::Options &o) {
     signals::install();
 
     // The lock is held for the tables only: a slow webhook must not block the next run.
-    auto lock = std::make_unique<lock::RunLock>(o.state_dir, settings.dest, settings.dest_schema);
+    auto lock = std::make_unique<lock::RunLock>(o.state_dir, settings.dest, settings.dest_schema,
+                                                lock::RunLock::Take::later);
     state::Store store(o.state_dir);
+    cycle::Runner runner(settings, o.config_file, store, *lock);
+    runner.start(); // the advisory lock, and the source session alongside
     log::info("", "pipeline {}: syncing {} table(s) from {} schema \"{}\" to {} schema \"{}\"",
               settings.pipeline_name, tables.size(), settings.source.describe(),
               settings.source_schema, settings.dest.describe(), settings.dest_schema);
-    cycle::Runner runner(settings, o.config_file, store, *lock);
     auto run = runner.run(tables, {o.replace, o.allow_deletes, std::nullopt});
     run.run_id = new_run_id();
     auto lock_lost = runner.lock_lost();

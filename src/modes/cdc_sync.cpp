@@ -419,6 +419,14 @@ class Run {
             s_.src.exec("SELECT pg_catalog.pg_current_wal_lsn()::text", pg::Expect::value)
                 .text(0, 0));
         auto read_at = std::chrono::system_clock::now();
+        if (!request_.follow_until && nothing_pending(until)) {
+            // Every table's position is at or past the slot's (plan() reloads those
+            // behind it), so none of them has anything to save either.
+            drained_at_ = read_at;
+            log::info("", "slot \"{}\": nothing to apply, confirmed up to the source's WAL end {}",
+                      settings_.slot, until.str());
+            return;
+        }
 
         auto find = [&](const cdc::Relation &rel) -> Entry * {
             if (rel.schema != settings_.source_schema)
@@ -512,6 +520,16 @@ class Run {
                   "slot \"{}\": {} transaction(s), {} change(s) applied in {} batch(es), up "
                   "to {}",
                   settings_.slot, res.transactions, res.changes, res.batches, res.applied.str());
+    }
+
+    // Whether the slot is confirmed up to `until` already: no transaction can have
+    // committed after its position, so a stream would only make the walsender decode
+    // the WAL since its restart point (the cost of a sync with nothing to apply) to
+    // send nothing.
+    bool nothing_pending(pg::Lsn until) {
+        auto st = cdc::slot_status(s_.src, settings_.slot);
+        return st.exists && !st.lost() && st.confirmed_flush &&
+               pg::Lsn::parse(*st.confirmed_flush) >= until;
     }
 
     void fail_streaming(const std::vector<Entry *> &streaming, const std::string &why) {

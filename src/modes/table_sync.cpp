@@ -191,6 +191,10 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
         // Read before the snapshot: see watermark.hpp.
         auto horizon =
             watermark::read_horizon(src, sessions.primary, settings.fallback_lookback_seconds);
+        log::debug(tag, "[source] late-commit horizon {} ({} open transaction(s))", horizon.at,
+                   horizon.open_transactions);
+        if (sessions.on_horizon)
+            sessions.on_horizon(horizon);
         pg::Snapshot snapshot(src);
         try {
             snapshot.lock(src.qualified(settings.source_schema, cfg.name));

@@ -8,8 +8,13 @@
 #include "state.hpp"
 #include "summary.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
+
+namespace pgincr::watermark {
+struct Horizon;
+}
 
 namespace pgincr::table_sync {
 
@@ -51,6 +56,9 @@ struct Sessions {
     pg::Connection &dst;
     pg::Connection *primary = nullptr; // the source's primary, when the source is a standby
     lock::RunLock *lock = nullptr;     // checked during long copies and before each commit
+    // Told every late-commit horizon read (once per table's snapshot): the run warns
+    // about the role's or the standby's view from the first one, without a read of its own.
+    std::function<void(const watermark::Horizon &)> on_horizon;
 };
 
 // What the user allowed this run, for one table.

@@ -200,6 +200,15 @@ SourceTable describe_source(pg::Connection &src, const std::string &schema,
             key_columns.size() >= t.unique_cols.size() && !t.unique_cols.empty() &&
             std::equal(t.unique_cols.begin(), t.unique_cols.end(), key_columns.begin()))
             t.unique_cols_indexed = true;
+        if (d.unique && !d.predicate && idx.boolean(i, 6) && !key_columns.empty() &&
+            key_columns.size() == d.key_exprs.size() &&
+            std::all_of(key_columns.begin(), key_columns.end(), [&](const std::string &k) {
+                const auto *c = t.column(k);
+                return c && c->not_null && !c->mapped() &&
+                       std::find(t.unique_cols.begin(), t.unique_cols.end(), k) !=
+                           t.unique_cols.end();
+            }))
+            t.unique_rows = true;
         if (d.unique && !d.predicate && key_columns.size() == d.key_exprs.size() &&
             key_columns == conflict)
             continue;

@@ -44,6 +44,10 @@ struct SourceTable {
     // A btree index leads with the unique columns, in their order: the delete check and
     // `verify` walk it range by range (diff/range_diff.hpp).
     bool unique_cols_indexed = false;
+    // One read of the table holds each unique_cols value at most once: a valid unique
+    // index without predicate or expressions covers a subset of them, each NOT NULL and
+    // of a type the destination keeps (so that its equality is no coarser there).
+    bool unique_rows = false;
     std::vector<IndexDef> indexes;
     std::string fingerprint;
 

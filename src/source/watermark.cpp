@@ -55,6 +55,10 @@ std::string standby_warning(const config::Settings &settings) {
 }
 
 bool in_recovery(pg::Connection &conn) {
+    // From PostgreSQL 14 on the server reports it at connect time (and again when it
+    // is promoted): no round trip.
+    if (const char *hot = PQparameterStatus(conn.get(), "in_hot_standby"))
+        return std::string_view(hot) == "on";
     return conn.exec("SELECT pg_catalog.pg_is_in_recovery()", pg::Expect::value).boolean(0, 0);
 }
 

@@ -12,7 +12,8 @@ SELECT am.amname,
        ARRAY(SELECT a.attname
                FROM pg_catalog.generate_series(0, i.indnkeyatts - 1) AS k
                JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k]
-              ORDER BY k) AS key_columns
+              ORDER BY k) AS key_columns,
+       i.indisvalid
   FROM pg_catalog.pg_index i
   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_catalog.pg_am am ON am.oid = ic.relam

@@ -36,6 +36,7 @@ TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
              "| 4s | delta limit, the same changes in 200 rows | 220 |",
              "| 5s | pgincr incremental sync, 200 updates + 20 inserts in 200 rows | 220 |",
              "| 6 | pgincr sync with no changes |",
+             "| 4b | delta limit, 200 updates in 2,000 rows | 200 |",
              "| 7 | pgincr incremental sync, 200-row delta (peak RSS) |",
              "| initial sync / limit |",
              "| pg_dump \\| pg_restore -L (same indexes) / initial sync |",
@@ -47,6 +48,8 @@ TEST_CASE("bench: smoke run on a tiny table writes every row of the report") {
              "| sync with no changes (whole process) |",
              "| incremental at 2,000 / at 200 rows |",
              "| peak RSS, 200-row delta |",
+             "| 200-row delta / its delta limit (7 / 4b) |",
+             "| 220-row delta / its delta limit (5 / 4) |",
          })
         CHECK_MESSAGE(md.find(row) != std::string::npos, "no row starting ", row);
     // The script prints the same table it writes.

@@ -47,6 +47,20 @@ TEST_CASE("merge: deduped keeps the highest key per unique value and skips uncha
                         R"(ROW(EXCLUDED."id", EXCLUDED."v", EXCLUDED."updated_at")::text)"));
 }
 
+TEST_CASE("merge: rows known unique go in as staged - in key order, no dedup - with the same "
+          "guard") {
+    auto spec = orders_spec();
+    spec.unique_rows = true;
+    auto sql = merge::merge_sql(spec);
+    CHECK(contains(sql, R"(INSERT INTO "r"."orders" AS d ("id", "v", "updated_at") SELECT "id", )"
+                        R"("v", "updated_at" FROM "r"."orders_stg" ORDER BY "id" ON CONFLICT )"
+                        R"(("id") DO UPDATE)"));
+    CHECK_FALSE(contains(sql, "DISTINCT ON"));
+    // The same update and no-op guard as with the dedup.
+    auto deduped = merge::merge_sql(orders_spec());
+    CHECK(sql.substr(sql.find(" ON CONFLICT")) == deduped.substr(deduped.find(" ON CONFLICT")));
+}
+
 TEST_CASE("merge: append is unique on the unique columns plus the key and never updates") {
     auto spec = orders_spec();
     spec.append = true;
