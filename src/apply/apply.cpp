@@ -11,26 +11,33 @@
 
 namespace pgincr::apply {
 
+std::string copy_out_sql(const pg::Connection &src, const catalog::SourceTable &table,
+                         const std::string &where_sql) {
+    return fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
+                       catalog::select_list(src, table), src.qualified(table.schema, table.name),
+                       where_sql);
+}
+
+std::string copy_in_sql(const pg::Connection &dst, const catalog::SourceTable &table,
+                        const std::string &target) {
+    return fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", target,
+                       catalog::column_list(dst, table));
+}
+
 std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::SourceTable &table,
                        const std::string &where_sql, const std::string &target, Progress &progress,
                        const Heartbeat &heartbeat) {
     using clock = std::chrono::steady_clock;
     auto last_beat = clock::now();
-    return pg::copy_between(src,
-                            fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
-                                        catalog::select_list(src, table),
-                                        src.qualified(table.schema, table.name), where_sql),
-                            dst,
-                            fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", target,
-                                        catalog::column_list(dst, table)),
-                            [&](std::int64_t rows, std::int64_t bytes) {
-                                progress.update(rows, bytes);
-                                if (heartbeat &&
-                                    clock::now() - last_beat > std::chrono::seconds(5)) {
-                                    heartbeat();
-                                    last_beat = clock::now();
-                                }
-                            });
+    return pg::copy_between(
+        src, copy_out_sql(src, table, where_sql), dst, copy_in_sql(dst, table, target),
+        [&](std::int64_t rows, std::int64_t bytes) {
+            progress.update(rows, bytes);
+            if (heartbeat && clock::now() - last_beat > std::chrono::seconds(5)) {
+                heartbeat();
+                last_beat = clock::now();
+            }
+        });
 }
 
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,

@@ -18,6 +18,14 @@ namespace pgincr::apply {
 // still hold (the run lock) and throws to abort the COPY when it does not.
 using Heartbeat = std::function<void()>;
 
+// The two ends of a binary COPY of `table`'s rows: `COPY (SELECT <columns> FROM ONLY
+// <table><where_sql>) TO STDOUT` on the source (`where_sql` is "" or " WHERE ..."), and
+// `COPY <target> (<columns>) FROM STDIN` on the destination.
+std::string copy_out_sql(const pg::Connection &src, const catalog::SourceTable &table,
+                         const std::string &where_sql);
+std::string copy_in_sql(const pg::Connection &dst, const catalog::SourceTable &table,
+                        const std::string &target);
+
 // Streams `SELECT <columns> FROM ONLY <table><where_sql>` from `src` into `target`
 // by binary COPY; `where_sql` is "" or " WHERE ...". Returns the rows copied.
 std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::SourceTable &table,

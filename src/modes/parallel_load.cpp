@@ -106,8 +106,8 @@ struct Job {
     pg::ConnInfo dest;
     const config::Table *cfg = nullptr;
     const std::vector<Range> *ranges = nullptr;
+    const catalog::SourceTable *table = nullptr;
     std::string relation;    // the source table, qualified
-    std::string select_list; // of the source's columns
     std::string copy_in_sql; // into the shadow table
 };
 
@@ -162,9 +162,7 @@ void run_job(const Job &job, Shared &shared) {
                 seen_bytes = now_bytes;
             };
             shared.copied += pg::copy_between(
-                *src,
-                fmt::format("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
-                            job.select_list, job.relation, where.empty() ? "" : " WHERE " + where),
+                *src, apply::copy_out_sql(*src, *job.table, where.empty() ? "" : " WHERE " + where),
                 dst, job.copy_in_sql, [&](std::int64_t rows, std::int64_t bytes) {
                     now_rows = rows;
                     now_bytes = bytes;
@@ -204,9 +202,8 @@ std::int64_t copy(pg::Snapshot &snapshot, const pg::ConnInfo &dest, const config
     base.cfg = &cfg;
     base.ranges = &ranges;
     base.relation = src.qualified(table.schema, table.name);
-    base.select_list = catalog::select_list(src, table);
-    base.copy_in_sql = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", shadow,
-                                   catalog::column_list(src, table));
+    base.table = &table;
+    base.copy_in_sql = apply::copy_in_sql(src, table, shadow);
     if (jobs > static_cast<int>(ranges.size()))
         jobs = static_cast<int>(ranges.size());
 
