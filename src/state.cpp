@@ -56,12 +56,10 @@ std::filesystem::path Store::legacy_path(const std::string &table) const {
 
 std::optional<TableState> Store::load(const std::string &destination) const {
     auto path = path_for(destination);
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    auto text = read_file(path);
+    if (!text)
         return std::nullopt;
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    return from_json(buf.str(), path.string());
+    return from_json(*text, path.string());
 }
 
 void Store::save(const TableState &state) const {
@@ -80,6 +78,15 @@ std::optional<std::string> Store::legacy_mark(const std::string &table) const {
     if (line.empty())
         return std::nullopt;
     return line;
+}
+
+std::optional<std::string> read_file(const std::filesystem::path &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return std::nullopt;
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    return buf.str();
 }
 
 void write_file_atomically(const std::filesystem::path &path, const std::string &content) {

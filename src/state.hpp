@@ -69,6 +69,9 @@ class Store {
 // Atomic write: temp file in the same directory, fsync, rename, fsync the directory.
 void write_file_atomically(const std::filesystem::path &path, const std::string &content);
 
+// The whole file, or nothing when it does not exist (or cannot be opened).
+std::optional<std::string> read_file(const std::filesystem::path &path);
+
 std::string to_json(const TableState &state);
 TableState from_json(const std::string &text, const std::string &origin);
 

@@ -9,8 +9,6 @@
 
 #include <algorithm>
 #include <fmt/format.h>
-#include <fstream>
-#include <sstream>
 
 namespace pgincr::lag_alert {
 
@@ -207,12 +205,10 @@ State from_json(const std::string &text, const std::string &origin) {
 
 std::optional<State> load(const state::Store &store, const std::string &destination) {
     auto path = store.sibling_path(destination, file_suffix);
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    auto text = state::read_file(path);
+    if (!text)
         return std::nullopt;
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    return from_json(buf.str(), path.string());
+    return from_json(*text, path.string());
 }
 
 void save(const state::Store &store, const std::string &destination, const State &state) {
