@@ -38,10 +38,12 @@ std::int64_t copy_rows(pg::Connection &src, pg::Connection &dst, const catalog::
 // (apply/conflicts.hpp); `conflicts`, when given, gets how many were held back by it.
 // `one_read`: the staged rows are one read of the source table in one snapshot, so that
 // a source unique index on the unique columns (SourceTable::unique_rows) holds for them
-// and the merge needs no dedup.
+// and the merge needs no dedup. `staged_rows`, when known (>= 0): a few staged rows are
+// deleted afterwards rather than truncated.
 std::int64_t merge_staged(pg::Connection &dst, const std::string &target,
                           const std::string &staging, const config::Table &cfg,
                           const catalog::SourceTable &table, const std::string &dest_schema,
-                          std::int64_t *conflicts = nullptr, bool one_read = false);
+                          std::int64_t *conflicts = nullptr, bool one_read = false,
+                          std::int64_t staged_rows = -1);
 
 } // namespace pgincr::apply

@@ -204,8 +204,12 @@ TableResult Runner::sync_one(const config::Table &cfg, const Options &options) {
     TableResult r;
     try {
         open_sessions(false);
-        table_sync::Sessions sessions{*src_, lock_.session(), primary_.get(), &lock_,
-                                      [this](const watermark::Horizon &h) { seen_horizon(h); }};
+        table_sync::Sessions sessions{*src_,
+                                      lock_.session(),
+                                      primary_.get(),
+                                      &lock_,
+                                      [this](const watermark::Horizon &h) { seen_horizon(h); },
+                                      &horizons_};
         r = table_sync::sync(sessions, settings_, cfg, store_,
                              {listed(options.replace, cfg.destination),
                               listed(options.allow_deletes, cfg.destination)});
@@ -236,7 +240,7 @@ void Runner::sync_cdc(const std::vector<config::Table> &tables, const Options &o
     req.follow_until = options.follow_until;
     try {
         ensure_open(src_, settings_.source);
-        table_sync::Sessions sessions{*src_, lock_.session(), nullptr, &lock_, {}};
+        table_sync::Sessions sessions{*src_, lock_.session(), nullptr, &lock_, {}, nullptr};
         auto out = cdc_sync::run(sessions, settings_, store_, req);
         for (auto &r : out.tables) {
             log_result(r);

@@ -73,6 +73,7 @@ class Runner {
     const state::Store &store_;
     lock::RunLock &lock_;
     std::unique_ptr<pg::Connection> src_, primary_; // the destination's: lock_.session()
+    watermark::HorizonReader horizons_;             // one read for the quick tables of a cycle
     bool source_checked_ = false;
     bool horizon_checked_ = false;
     bool standby_ = false;

@@ -58,9 +58,9 @@ Result run(pg::Snapshot &snapshot, pg::Connection &dst, const config::Settings &
     if (heartbeat)
         heartbeat(); // a signal during the copy stops here, before the merge
     if (result.rows_copied > 0)
-        result.rows_merged =
-            apply::merge_staged(dst, dst.qualified(settings.dest_schema, cfg.destination), staging,
-                                cfg, table, settings.dest_schema, &result.conflicts, true);
+        result.rows_merged = apply::merge_staged(
+            dst, dst.qualified(settings.dest_schema, cfg.destination), staging, cfg, table,
+            settings.dest_schema, &result.conflicts, true, result.rows_copied);
     if (deletes.run) {
         if (heartbeat)
             heartbeat();

@@ -189,10 +189,15 @@ TableResult sync(Sessions &sessions, const config::Settings &settings, const con
         if (!disagreement.empty())
             log::warn(tag, "{}", disagreement);
         // Read before the snapshot: see watermark.hpp.
-        auto horizon =
-            watermark::read_horizon(src, sessions.primary, settings.fallback_lookback_seconds);
-        log::debug(tag, "[source] late-commit horizon {} ({} open transaction(s))", horizon.at,
-                   horizon.open_transactions);
+        watermark::Horizon horizon =
+            sessions.horizons
+                ? sessions.horizons->read(src, sessions.primary, settings.fallback_lookback_seconds)
+                : watermark::read_horizon(src, sessions.primary,
+                                          settings.fallback_lookback_seconds);
+        log::debug(tag, "[source] late-commit horizon {} ({} open transaction(s){})", horizon.at,
+                   horizon.open_transactions,
+                   sessions.horizons && sessions.horizons->reused() ? ", read for the table before"
+                                                                    : "");
         if (sessions.on_horizon)
             sessions.on_horizon(horizon);
         pg::Snapshot snapshot(src);

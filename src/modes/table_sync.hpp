@@ -59,6 +59,8 @@ struct Sessions {
     // Told every late-commit horizon read (once per table's snapshot): the run warns
     // about the role's or the standby's view from the first one, without a read of its own.
     std::function<void(const watermark::Horizon &)> on_horizon;
+    // The run's horizons, reused between quick tables; none: read for every table.
+    watermark::HorizonReader *horizons = nullptr;
 };
 
 // What the user allowed this run, for one table.

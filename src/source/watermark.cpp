@@ -94,6 +94,18 @@ Horizon read_horizon(pg::Connection &src, pg::Connection *primary, int fallback_
     return h;
 }
 
+const Horizon &HorizonReader::read(pg::Connection &src, pg::Connection *primary,
+                                   int fallback_lookback_seconds) {
+    auto now = std::chrono::steady_clock::now();
+    reused_ = last_ && now - read_at_ < max_age_;
+    if (!reused_) {
+        // Taken before the read: the age then counts from the earliest moment it may hold.
+        read_at_ = now;
+        last_ = read_horizon(src, primary, fallback_lookback_seconds);
+    }
+    return *last_;
+}
+
 std::string key_type(const catalog::SourceTable &table) {
     return table.key->source_type;
 }

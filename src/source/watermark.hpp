@@ -8,6 +8,7 @@
 #include "pg/connection.hpp"
 #include "source/catalog.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -44,6 +45,29 @@ struct Horizon {
 // written at that moment: every transaction not counted in the horizon is then
 // visible in the snapshot taken next.
 Horizon read_horizon(pg::Connection &src, pg::Connection *primary, int fallback_lookback_seconds);
+
+// Reads the horizon for a run's tables, one after another. A horizon read a moment ago
+// still bounds a later snapshot: every transaction it did not count began after it was
+// read, so rows such a transaction commits later have keys after it. It is reused while
+// it is younger than `max_age`, which spares the read (its query on pg_stat_activity is
+// the most expensive statement of a table with no changes) for every table of a quick
+// cycle but the first; the marks are then at most `max_age` older, as with the slack.
+class HorizonReader {
+  public:
+    explicit HorizonReader(std::chrono::milliseconds max_age = std::chrono::milliseconds(1000))
+        : max_age_(max_age) {}
+    // The last horizon when it is young enough, else a new read_horizon.
+    const Horizon &read(pg::Connection &src, pg::Connection *primary,
+                        int fallback_lookback_seconds);
+    // Whether the last read() reused the horizon before it.
+    bool reused() const { return reused_; }
+
+  private:
+    std::chrono::milliseconds max_age_;
+    std::optional<Horizon> last_;
+    std::chrono::steady_clock::time_point read_at_;
+    bool reused_ = false;
+};
 
 // What `check` and `sync` say about a standby source without SOURCE_PRIMARY_HOST.
 std::string standby_warning(const config::Settings &settings);

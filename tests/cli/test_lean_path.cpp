@@ -67,8 +67,8 @@ TEST_CASE("per-run path: one session per side - the lock's session does the dest
     REQUIRE(r.exit_code == 0);
     CHECK(count_of(r.err, "[dest] connected to") == 1);
     CHECK(count_of(r.err, "[source] connected to") == 1);
-    // Three tables, three snapshots, three reads of the horizon: none of its own for the
-    // run's warnings.
+    // Three tables, three snapshots, a horizon for each (read, or reused while younger
+    // than a second: watermark::HorizonReader), and none of its own for the warnings.
     CHECK(count_of(r.err, "late-commit horizon") == 3);
     CHECK(p.state("b")->last_sync->rows_merged == 10);
     for (const char *t : {"a", "b", "c"})
