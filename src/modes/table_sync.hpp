@@ -14,6 +14,7 @@
 
 namespace pgincr::watermark {
 struct Horizon;
+class HorizonReader;
 }
 
 namespace pgincr::table_sync {
