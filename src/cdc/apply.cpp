@@ -134,21 +134,30 @@ void TableApply::stage(char op, const Tuple &row, const Tuple *from) {
         flush_copy();
 }
 
-// One COPY per chunk, ended at once: the session never stays in COPY between calls, so
-// other tables' apply steps (and the caller) can run statements in between, and memory
-// stays at one chunk per table.
+// One COPY for as long as this table's changes come in a row: the rows flow while the
+// stream is read, with no round trip per chunk. It ends (end_copy) before any other
+// statement on the session; memory stays at one chunk per table.
 void TableApply::flush_copy() {
     if (buffer_.empty())
         return;
-    std::vector<std::string> src;
-    for (std::size_t i = 0; i < shape_.key.size(); ++i)
-        src.push_back(fmt::format("_pgincr_src{}", i + 1));
-    pg::CopyIn copy(dst_,
-                    fmt::format("COPY {} (_pgincr_seq, _pgincr_op, _pgincr_u, {}, {}) FROM STDIN",
-                                staging_, fmt::join(src, ", "), fmt::join(shape_.columns, ", ")));
-    copy.put(buffer_.data(), buffer_.size());
-    copy.finish();
+    if (!copy_) {
+        std::vector<std::string> src;
+        for (std::size_t i = 0; i < shape_.key.size(); ++i)
+            src.push_back(fmt::format("_pgincr_src{}", i + 1));
+        copy_ = std::make_unique<pg::CopyIn>(
+            dst_, fmt::format("COPY {} (_pgincr_seq, _pgincr_op, _pgincr_u, {}, {}) FROM STDIN",
+                              staging_, fmt::join(src, ", "), fmt::join(shape_.columns, ", ")));
+    }
+    copy_->put(buffer_.data(), buffer_.size());
     buffer_.clear();
+}
+
+void TableApply::end_copy() {
+    flush_copy();
+    if (copy_) {
+        copy_->finish();
+        copy_.reset();
+    }
 }
 
 void TableApply::add(const Insert &m) {
@@ -187,7 +196,7 @@ void TableApply::add(const Delete &m) {
 }
 
 void TableApply::truncate() {
-    flush_copy();
+    end_copy();
     moved_into_.clear();
     dst_.exec(fmt::format("TRUNCATE {}", staging_));
     staged_ = 0;
@@ -339,7 +348,7 @@ bool TableApply::apply_direct(std::int64_t &upserted) {
 }
 
 std::int64_t TableApply::finish() {
-    flush_copy();
+    end_copy();
     if (staged_ == 0)
         return 0;
     std::int64_t applied = 0;
@@ -425,10 +434,9 @@ std::int64_t TableApply::apply_general() {
 }
 
 std::int64_t TableApply::run(const std::string &sql) {
-    if (!keepalive_)
+    if (!busy_.work)
         return dst_.exec(sql).affected_rows();
-    return dst_.exec_while(sql, pg::Expect::command, keepalive_, std::chrono::milliseconds(500))
-        .affected_rows();
+    return dst_.exec_while(sql, pg::Expect::command, busy_).affected_rows();
 }
 
 } // namespace pgincr::cdc

@@ -9,7 +9,8 @@
 // batch, else the destination's, and TRUNCATE empties the table and drops what was
 // staged before it. Under target_wins and manual, keys changed in the destination are
 // left as they are (TRUNCATE then deletes only the other rows). Memory stays flat
-// whatever the batch: rows go to the server in chunks of 64 kB as they are added.
+// whatever the batch: rows go to the server in chunks of 64 kB as they are added, by
+// one COPY that stays open until the session has another statement to run.
 #include "cdc/pgoutput.hpp"
 #include "pg/connection.hpp"
 #include "pg/copy.hpp"
@@ -60,12 +61,15 @@ class TableApply {
     void truncate();
     // Applies everything staged; returns the rows deleted plus the rows upserted.
     std::int64_t finish();
+    // Ends the COPY that stages this table's rows, if one is open: the session then
+    // takes other statements (another table's, the caller's).
+    void end_copy();
     // The changes held back: newest_wins, the upserts the destination row was newer
     // than; target_wins, manual, those of keys changed in the destination.
     std::int64_t conflicts() const { return conflicts_; }
     const TableShape &shape() const { return shape_; }
-    // Called about every half second while a long statement of the apply runs.
-    void set_keepalive(std::function<void()> keepalive) { keepalive_ = std::move(keepalive); }
+    // What the caller does while a long statement of the apply runs.
+    void set_while_busy(pg::WhileBusy busy) { busy_ = std::move(busy); }
 
   private:
     void stage(char op, const Tuple &row, const Tuple *from = nullptr);
@@ -86,6 +90,7 @@ class TableApply {
     TableShape shape_;
     std::string staging_;
     std::string buffer_;
+    std::unique_ptr<pg::CopyIn> copy_; // open while this table's rows come in a row
     std::int64_t seq_ = 0;
     std::int64_t staged_ = 0;
     // Whether the batch so far takes the direct path, and a hash of each staged key to
@@ -95,7 +100,7 @@ class TableApply {
     std::vector<std::uint64_t> key_hashes_;
     std::int64_t conflicts_ = 0;
     std::set<std::string> moved_into_; // keys rows moved to in this batch (rare)
-    std::function<void()> keepalive_;
+    pg::WhileBusy busy_;
 };
 
 } // namespace pgincr::cdc

@@ -51,6 +51,13 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     std::unordered_map<std::uint32_t, std::optional<Route>> routes;
     std::optional<pg::Transaction> tx;
     std::map<std::uint32_t, std::unique_ptr<TableApply>> applies;
+    // The one whose COPY may be open: the session takes no other statement until it ends.
+    TableApply *copying = nullptr;
+    auto copy_to = [&](TableApply *a) {
+        if (copying && copying != a)
+            on_table(*copying, [&] { copying->end_copy(); });
+        copying = a;
+    };
     bool in_xact = false;
     pg::Lsn xact_commit; // where the current transaction's commit record starts
     std::int64_t batch_changes = 0, batch_xacts = 0;
@@ -82,15 +89,22 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         }
         auto &a = applies[relid];
         if (!a) {
+            copy_to(nullptr);
             a = std::make_unique<TableApply>(dst, it->second->shape);
-            a->set_keepalive([&stream] { stream.keep_alive(); });
+            a->set_while_busy({[&stream] {
+                                   stream.keep_alive();
+                                   stream.read_ahead();
+                               },
+                               [&stream] { return stream.ahead_socket(); }});
         }
+        copy_to(a.get());
         return a.get();
     };
     // Ends the batch: applies it, saves the position in the same transaction, commits,
     // and only then confirms it to the slot.
     auto commit_batch = [&] {
         if (tx) {
+            copy_to(nullptr);
             for (auto &[_, a] : applies)
                 count(*a, on_table(*a, [&] { return a->finish(); }));
             applies.clear();
@@ -189,12 +203,28 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         if (auto *b = std::get_if<Begin>(&m)) {
             in_xact = true;
             xact_commit = pg::Lsn{b->final_lsn};
+            if (!tx && xact_commit.value >= r.applied.value + options.confirm_ahead) {
+                // Nothing is pending before this transaction's commit record, so the
+                // slot may move there now (a crash replays the transaction: its commit
+                // is not before the position). PostgreSQL moves the slot's restart_lsn
+                // only to a running-transactions record decoded while none is waiting
+                // for a confirmation; confirming here, far ahead of the last one, lets
+                // the record after this transaction become the next restart point,
+                // instead of the next run decoding this transaction again. Saved first:
+                // a position behind the slot's would mean lost changes (cdc_sync).
+                pg::Transaction ahead(dst);
+                save(dst, xact_commit);
+                ahead.commit();
+                stream.confirm(xact_commit);
+                r.applied = last_commit = xact_commit;
+            }
         } else if (auto *c = std::get_if<Commit>(&m)) {
             in_xact = false;
             last_commit = pg::Lsn{c->end_lsn};
             ++batch_xacts;
             if (batch_changes >= options.batch_changes ||
-                (tx && clock::now() - batch_started >= options.batch_time))
+                (tx && clock::now() - batch_started >= options.batch_time) ||
+                (batch_changes >= options.batch_when_idle && !stream.waiting()))
                 commit_batch();
         } else if (auto *rel = std::get_if<Relation>(&m)) {
             auto route = resolve(*rel);
@@ -202,6 +232,7 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
             if (it != applies.end() && (!route || !same_shape(route->shape, it->second->shape()))) {
                 // The table changed in the middle of a batch: what was staged under the
                 // old columns is applied first, in the same transaction, in order.
+                copy_to(nullptr);
                 count(*it->second, on_table(*it->second, [&] { return it->second->finish(); }));
                 applies.erase(it);
             }

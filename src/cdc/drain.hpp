@@ -25,6 +25,14 @@ struct DrainOptions {
                    // the server said it has sent by then)
     std::int64_t batch_changes = 100000; // changes per destination transaction, at most
     std::chrono::milliseconds batch_time{5000};
+    // A batch of at least this many changes also ends when nothing more has arrived:
+    // the server is then slower to decode than the destination to apply, and the
+    // apply of this batch overlaps its decoding of the next (the stream is read ahead
+    // meanwhile) instead of waiting for it.
+    std::int64_t batch_when_idle = 1000;
+    // A transaction that begins this much WAL past the confirmed position, with no
+    // batch open, has the position moved to it first (drain.cpp says why).
+    std::uint64_t confirm_ahead = 16 * 1024 * 1024;
     std::chrono::milliseconds give_up{60000}; // the stream went silent this long: fail
     // Asked between source transactions: true ends the drain there (a signal), with
     // what was read so far applied and confirmed.

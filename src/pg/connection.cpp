@@ -180,20 +180,20 @@ void Connection::send(std::string_view sql, const Params &params) {
         throw_error(statement);
 }
 
-Result Connection::exec_while(std::string_view sql, Expect expect,
-                              const std::function<void()> &idle, std::chrono::milliseconds every) {
+Result Connection::exec_while(std::string_view sql, Expect expect, const WhileBusy &busy) {
     send(sql, {});
     for (;;) {
         if (!PQconsumeInput(conn_.get()))
             throw_error(sql);
         if (!PQisBusy(conn_.get()))
             break;
-        pollfd pfd{PQsocket(conn_.get()), POLLIN, 0};
-        int n = ::poll(&pfd, 1, static_cast<int>(every.count()));
-        if (n == 0 && idle)
-            idle();
-        else if (n < 0 && errno != EINTR)
+        pollfd pfd[2] = {{PQsocket(conn_.get()), POLLIN, 0},
+                         {busy.socket ? busy.socket() : -1, POLLIN, 0}};
+        int n = ::poll(pfd, 2, static_cast<int>(busy.every.count()));
+        if (n < 0 && errno != EINTR)
             throw_error(sql);
+        if ((n == 0 || (n > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))) && busy.work)
+            busy.work();
     }
     return receive(sql, expect);
 }

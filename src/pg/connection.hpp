@@ -78,6 +78,14 @@ class Result {
 
 using Params = std::vector<std::optional<std::string>>;
 
+// What a caller does while one of its statements runs: `work` at least every `every`,
+// and as soon as `socket()` (another session's, or -1 for none) has something to read.
+struct WhileBusy {
+    std::function<void()> work;
+    std::function<int()> socket;
+    std::chrono::milliseconds every{500};
+};
+
 class Connection {
   public:
     // Opens the session and sets it up as pg/session.hpp says for its kind.
@@ -94,10 +102,9 @@ class Connection {
 
     Result exec(std::string_view sql, Expect expect = Expect::command);
     Result exec(std::string_view sql, const Params &params, Expect expect);
-    // exec() of one long statement, calling `idle` every `every` while the server works
-    // (the cdc mode keeps its replication stream alive through a long apply).
-    Result exec_while(std::string_view sql, Expect expect, const std::function<void()> &idle,
-                      std::chrono::milliseconds every);
+    // exec() of one long statement, doing `busy.work` while the server works (the cdc
+    // mode keeps its replication stream alive, and read, through a long apply).
+    Result exec_while(std::string_view sql, Expect expect, const WhileBusy &busy);
     // exec() in two halves, so that two servers can work at once (exec_both).
     void send(std::string_view sql, const Params &params);
     Result receive(std::string_view statement, Expect expect);

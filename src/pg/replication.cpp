@@ -122,65 +122,101 @@ std::optional<LogicalStream::Data> LogicalStream::next(std::chrono::milliseconds
     for (;;) {
         if (std::chrono::steady_clock::now() - last_status_ >= status_interval)
             send_status(false);
-        char *raw = nullptr;
-        int n = PQgetCopyData(conn_.get(), &raw, 1);
-        if (n == -2)
-            conn_.throw_error("the replication stream");
-        if (n == -1) {
-            // The server ended the COPY: its final result says why.
-            open_ = false;
-            Result res(PQgetResult(conn_.get()));
-            if (res.get() && PQresultStatus(res.get()) == PGRES_FATAL_ERROR)
-                conn_.throw_result_error(res.get(), "the replication stream");
-            throw PgError(
-                conn_.side(), "08006",
-                fmt::format("the server ended the replication stream ({}; {})",
-                            res.get() ? PQresStatus(PQresultStatus(res.get())) : "no result",
-                            PQerrorMessage(conn_.get())),
-                "START_REPLICATION");
+        if (!ahead_.empty()) {
+            auto in = std::move(ahead_.front());
+            ahead_.pop_front();
+            ahead_bytes_ -= in.data.bytes.size() + sizeof(Incoming);
+            return deliver(std::move(in));
         }
-        if (n == 0) {
-            auto now = std::chrono::steady_clock::now();
-            if (now >= deadline)
-                return std::nullopt;
-            auto wait =
-                std::min<std::chrono::steady_clock::duration>(deadline - now, status_interval);
-            auto us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-            int fd = PQsocket(conn_.get());
-            fd_set set;
-            FD_ZERO(&set);
-            FD_SET(fd, &set);
-            timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-            if (select(fd + 1, &set, nullptr, nullptr, &tv) < 0 && errno != EINTR)
-                throw PgError(conn_.side(), "", fmt::format("select(): {}", std::strerror(errno)),
-                              "the replication stream");
-            if (!PQconsumeInput(conn_.get()))
-                conn_.throw_error("the replication stream");
-            continue;
-        }
-        std::string buf(raw, static_cast<std::size_t>(n));
-        PQfreemem(raw);
-        last_heard_ = std::chrono::steady_clock::now();
-        if (buf[0] == 'k' && buf.size() >= 18) {
-            // Primary keepalive: walEnd, sendTime, replyRequested.
-            server_end_ = std::max(server_end_, Lsn{get64(buf.data() + 1)});
-            if (buf[17])
-                send_status(false);
-            // The caller may be waiting for exactly this (ping(), then server_end()).
+        if (auto in = read_one())
+            return deliver(std::move(*in));
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
             return std::nullopt;
-        }
-        if (buf[0] == 'w' && buf.size() >= 25) {
-            // XLogData: dataStart, walEnd, sendTime, then the plugin's message.
-            Lsn start{get64(buf.data() + 1)};
-            server_end_ = std::max(server_end_, Lsn{get64(buf.data() + 9)});
-            received_ = std::max(received_, start);
-            return Data{start, buf.substr(25)};
-        }
-        throw PgError(
-            conn_.side(), "",
-            fmt::format("unexpected replication message '{}' ({} bytes)", buf[0], buf.size()),
-            "the replication stream");
+        auto wait = std::min<std::chrono::steady_clock::duration>(deadline - now, status_interval);
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
+        int fd = PQsocket(conn_.get());
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(fd, &set);
+        timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+        if (select(fd + 1, &set, nullptr, nullptr, &tv) < 0 && errno != EINTR)
+            throw PgError(conn_.side(), "", fmt::format("select(): {}", std::strerror(errno)),
+                          "the replication stream");
+        if (!PQconsumeInput(conn_.get()))
+            conn_.throw_error("the replication stream");
     }
+}
+
+std::optional<LogicalStream::Incoming> LogicalStream::read_one() {
+    char *raw = nullptr;
+    int n = PQgetCopyData(conn_.get(), &raw, 1);
+    if (n == 0)
+        return std::nullopt;
+    if (n == -2)
+        conn_.throw_error("the replication stream");
+    if (n == -1) {
+        // The server ended the COPY: its final result says why.
+        open_ = false;
+        Result res(PQgetResult(conn_.get()));
+        if (res.get() && PQresultStatus(res.get()) == PGRES_FATAL_ERROR)
+            conn_.throw_result_error(res.get(), "the replication stream");
+        throw PgError(conn_.side(), "08006",
+                      fmt::format("the server ended the replication stream ({}; {})",
+                                  res.get() ? PQresStatus(PQresultStatus(res.get())) : "no result",
+                                  PQerrorMessage(conn_.get())),
+                      "START_REPLICATION");
+    }
+    std::string buf(raw, static_cast<std::size_t>(n));
+    PQfreemem(raw);
+    last_heard_ = std::chrono::steady_clock::now();
+    if (buf[0] == 'k' && buf.size() >= 18) {
+        // Primary keepalive: walEnd, sendTime, replyRequested. The reply goes out at
+        // once (it reports only what was confirmed), even when the keepalive waits in
+        // the queue behind data.
+        if (buf[17])
+            send_status(false);
+        return Incoming{true, Lsn{get64(buf.data() + 1)}, {}};
+    }
+    if (buf[0] == 'w' && buf.size() >= 25) {
+        // XLogData: dataStart, walEnd, sendTime, then the plugin's message.
+        Lsn start{get64(buf.data() + 1)};
+        return Incoming{false, Lsn{get64(buf.data() + 9)}, Data{start, buf.substr(25)}};
+    }
+    throw PgError(conn_.side(), "",
+                  fmt::format("unexpected replication message '{}' ({} bytes)", buf[0], buf.size()),
+                  "the replication stream");
+}
+
+std::optional<LogicalStream::Data> LogicalStream::deliver(Incoming in) {
+    server_end_ = std::max(server_end_, in.end);
+    // The caller may be waiting for exactly a keepalive (ping(), then server_end()).
+    if (in.keepalive)
+        return std::nullopt;
+    received_ = std::max(received_, in.data.start);
+    return std::move(in.data);
+}
+
+void LogicalStream::read_ahead() {
+    if (!PQconsumeInput(conn_.get()))
+        conn_.throw_error("the replication stream");
+    while (ahead_bytes_ < ahead_limit) {
+        auto in = read_one();
+        if (!in)
+            break;
+        ahead_bytes_ += in->data.bytes.size() + sizeof(Incoming);
+        ahead_.push_back(std::move(*in));
+    }
+}
+
+int LogicalStream::ahead_socket() const {
+    return ahead_bytes_ < ahead_limit ? PQsocket(conn_.get()) : -1;
+}
+
+bool LogicalStream::waiting() {
+    if (ahead_.empty())
+        read_ahead();
+    return !ahead_.empty();
 }
 
 void LogicalStream::confirm(Lsn applied) {

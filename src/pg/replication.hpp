@@ -10,6 +10,7 @@
 #include <chrono>
 #include <compare>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,15 +75,35 @@ class LogicalStream {
     // When the server last sent anything (data or keepalive): a stream that is only
     // followed, with nothing to send, is alive as long as it answers pings.
     std::chrono::steady_clock::time_point last_heard() const { return last_heard_; }
+    // Reads what has arrived, without waiting, into a queue that next() serves first
+    // (up to `ahead_limit` bytes): called while the destination works on a batch, so
+    // that the server goes on decoding the next one instead of waiting to send it.
+    void read_ahead();
+    // The socket read_ahead() takes from, or -1 while its queue is full.
+    int ahead_socket() const;
+    // Whether a message has arrived that next() has not returned yet.
+    bool waiting();
     // Ends the stream (CopyDone) and reads the server's end of it. The session then
     // takes commands again, but a walsender does not start a second stream: open a
     // new session for that.
     void finish();
 
     std::chrono::milliseconds status_interval{10000};
+    std::size_t ahead_limit = 8 * 1024 * 1024;
 
   private:
+    // A message as it arrived: XLogData, or a keepalive (`data` empty), whose WAL end
+    // counts only once the messages before it were returned.
+    struct Incoming {
+        bool keepalive = false;
+        Lsn end;
+        Data data;
+    };
+    std::optional<Incoming> read_one(); // one that has arrived, without waiting
+    std::optional<Data> deliver(Incoming in);
     void send_status(bool reply_requested);
+    std::deque<Incoming> ahead_;
+    std::size_t ahead_bytes_ = 0;
     Connection &conn_;
     bool open_ = true;
     Lsn received_;

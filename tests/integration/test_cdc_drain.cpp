@@ -118,3 +118,58 @@ TEST_CASE("cdc drain: many tables and transactions in batches - the saved positi
     CHECK(idle.changes == 0);
     CHECK(idle.batches == 0);
 }
+
+TEST_CASE("cdc drain: after a large transaction the slot's restart point moves past it - the "
+          "next stream does not decode it again") {
+    TestDatabases dbs("cdc_restart");
+    for (auto *conn : {&dbs.src(), &dbs.dst()})
+        conn->exec("CREATE TABLE pairs (region text, n int, v int, PRIMARY KEY (region, n))");
+    dbs.src().exec("CREATE TABLE other (id int PRIMARY KEY)"); // not published
+    dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
+    dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
+    dbs.src().exec("CREATE PUBLICATION cdc_restart_pub FOR TABLE pairs");
+    SlotCleanup guard{"cdc_restart_slot"};
+    auto info = dbs.source_info();
+    info.replication = true;
+    pg::Connection walsender(info);
+    auto slot = pg::create_logical_slot(walsender, "cdc_restart_slot");
+
+    cdc::DrainOptions o;
+    o.confirm_ahead = 1024 * 1024;
+    auto drain_to_end = [&] {
+        o.until = pg::Lsn::parse(current_lsn(dbs.src()));
+        pg::Connection session(info);
+        pg::LogicalStream stream(
+            session, slot.name,
+            pg::Lsn::parse(scalar(dbs.dst(), "SELECT coalesce(lsn, '" +
+                                                 slot.consistent_point.str() + "') FROM progress")),
+            {"cdc_restart_pub"});
+        auto r = cdc::drain(stream, dbs.dst(), routes(), saver(), o);
+        stream.finish();
+        return r;
+    };
+    drain_to_end();
+
+    // A running-transactions record (a checkpoint logs one) past the confirmed position
+    // proposes itself as the next restart point, and PostgreSQL takes no other proposal
+    // until that one is confirmed. The one after the large transaction is decoded once
+    // the transaction was sent: the drain must have confirmed ahead by then, or it is
+    // dropped and the next stream decodes the whole transaction again.
+    dbs.src().exec("INSERT INTO other VALUES (1)"); // WAL past the confirmed position
+    dbs.src().exec("CHECKPOINT");
+    auto writer_conn = admin(pg::Side::source, "cdc_restart");
+    auto &writer = *writer_conn;
+    writer.exec("BEGIN");
+    writer.exec("INSERT INTO pairs SELECT 'eu', g, g FROM generate_series(1, 50000) g");
+    dbs.src().exec("CHECKPOINT");
+    writer.exec("INSERT INTO pairs SELECT 'us', g, g FROM generate_series(1, 50000) g");
+    writer.exec("COMMIT");
+    auto committed = current_lsn(dbs.src());
+    dbs.src().exec("CHECKPOINT");
+    CHECK(drain_to_end().changes == 100000);
+
+    CHECK(digest(dbs.src(), "public.pairs") == digest(dbs.dst(), "public.pairs"));
+    CHECK(scalar(dbs.src(), "SELECT restart_lsn >= '" + committed +
+                                "'::pg_lsn FROM pg_replication_slots WHERE slot_name = "
+                                "'cdc_restart_slot'") == "t");
+}

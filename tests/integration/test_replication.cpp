@@ -10,6 +10,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
+
 using namespace pgincr;
 using namespace pgincr::test;
 
@@ -138,4 +141,52 @@ TEST_CASE("replication: a slot's snapshot and its stream meet exactly - every ch
     pg::drop_slot(walsender2, slot.name);
     CHECK(scalar(dbs.src(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
                             "'repl_stream_slot'") == "0");
+}
+
+TEST_CASE("replication: messages read ahead come back in order, up to the queue's limit - a "
+          "keepalive's WAL end counts only once the data before it was returned") {
+    TestDatabases dbs("repl_ahead");
+    dbs.src().exec("CREATE TABLE items (n int PRIMARY KEY)");
+    dbs.src().exec("CREATE PUBLICATION repl_ahead_pub FOR TABLE items");
+    SlotCleanup guard{"repl_ahead_slot"};
+    pg::Connection walsender(replication_info(dbs));
+    auto slot = pg::create_logical_slot(walsender, "repl_ahead_slot");
+    for (int i = 1; i <= 3; ++i)
+        dbs.src().exec(fmt::format("INSERT INTO items VALUES ({})", i));
+    auto until = pg::Lsn::parse(scalar(dbs.src(), "SELECT pg_current_wal_lsn()"));
+
+    pg::LogicalStream stream(walsender, slot.name, slot.consistent_point, {"repl_ahead_pub"});
+    stream.ping();
+    // A full queue takes nothing more: its socket is not watched meanwhile.
+    stream.ahead_limit = 1;
+    for (int polls = 0; polls < 300 && !stream.waiting(); ++polls)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(stream.waiting());
+    CHECK(stream.ahead_socket() == -1);
+    // Everything the server sent, keepalive included, read before any of it is returned.
+    stream.ahead_limit = 1 << 20;
+    CHECK(stream.ahead_socket() >= 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stream.read_ahead();
+    CHECK(stream.server_end() == pg::Lsn{});
+
+    std::vector<std::uint64_t> starts;
+    std::vector<int> inserted;
+    int commits = 0;
+    for (int polls = 0; polls < 300 && (commits < 3 || stream.server_end() < until); ++polls) {
+        auto data = stream.next(std::chrono::milliseconds(100));
+        if (!data)
+            continue;
+        auto m = cdc::decode(data->bytes);
+        if (!std::holds_alternative<cdc::Relation>(m)) // sent with no position
+            starts.push_back(data->start.value);
+        if (auto *i = std::get_if<cdc::Insert>(&m))
+            inserted.push_back(std::stoi(i->row[0].text));
+        commits += std::holds_alternative<cdc::Commit>(m) ? 1 : 0;
+    }
+    CHECK(commits == 3);
+    CHECK(inserted == std::vector<int>{1, 2, 3});
+    CHECK(std::is_sorted(starts.begin(), starts.end()));
+    CHECK(stream.server_end() >= until);
+    stream.finish();
 }
