@@ -351,6 +351,7 @@ std::int64_t TableApply::finish() {
     end_copy();
     if (staged_ == 0)
         return 0;
+    log::debug("", "[dest] {}: {} change(s) staged, applying them", shape_.target, staged_);
     std::int64_t applied = 0;
     bool direct = apply_direct(applied);
     if (!direct)

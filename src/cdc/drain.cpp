@@ -51,6 +51,7 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     std::unordered_map<std::uint32_t, std::optional<Route>> routes;
     std::optional<pg::Transaction> tx;
     std::map<std::uint32_t, std::unique_ptr<TableApply>> applies;
+    bool stream_broke = false; // while the destination worked
     // The one whose COPY may be open: the session takes no other statement until it ends.
     TableApply *copying = nullptr;
     auto copy_to = [&](TableApply *a) {
@@ -91,11 +92,18 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         if (!a) {
             copy_to(nullptr);
             a = std::make_unique<TableApply>(dst, it->second->shape);
-            a->set_while_busy({[&stream] {
-                                   stream.keep_alive();
-                                   stream.read_ahead();
+            a->set_while_busy({[&] {
+                                   // Never thrown from inside a destination statement
+                                   // (its session would be left busy): a stream that
+                                   // broke fails at its next read instead.
+                                   try {
+                                       stream.keep_alive();
+                                       stream.read_ahead();
+                                   } catch (const std::exception &) {
+                                       stream_broke = true;
+                                   }
                                },
-                               [&stream] { return stream.ahead_socket(); }});
+                               [&] { return stream_broke ? -1 : stream.ahead_socket(); }});
         }
         copy_to(a.get());
         return a.get();
