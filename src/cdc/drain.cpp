@@ -109,7 +109,9 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         return a.get();
     };
     // Ends the batch: applies it, saves the position in the same transaction, commits,
-    // and only then confirms it to the slot.
+    // and only then confirms it to the slot. With no batch, a position that moved (over
+    // transactions with nothing to apply) is saved alone before it is confirmed: a saved
+    // position behind the slot's means lost changes to the next run (cdc_sync).
     auto commit_batch = [&] {
         if (tx) {
             copy_to(nullptr);
@@ -121,6 +123,11 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
             tx.reset();
             ++r.batches;
             fault::point("cdc-after-commit"); // committed, not yet confirmed to the slot
+        } else if (last_commit > r.applied) {
+            pg::Transaction alone(dst);
+            save(dst, last_commit);
+            alone.commit();
+            fault::point("cdc-after-commit");
         }
         if (last_commit > r.applied) {
             stream.confirm(last_commit);
@@ -211,20 +218,16 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         if (auto *b = std::get_if<Begin>(&m)) {
             in_xact = true;
             xact_commit = pg::Lsn{b->final_lsn};
-            if (!tx && xact_commit.value >= r.applied.value + options.confirm_ahead) {
+            if (xact_commit.value >= r.applied.value + options.confirm_ahead) {
                 // Nothing is pending before this transaction's commit record, so the
-                // slot may move there now (a crash replays the transaction: its commit
-                // is not before the position). PostgreSQL moves the slot's restart_lsn
-                // only to a running-transactions record decoded while none is waiting
-                // for a confirmation; confirming here, far ahead of the last one, lets
-                // the record after this transaction become the next restart point,
-                // instead of the next run decoding this transaction again. Saved first:
-                // a position behind the slot's would mean lost changes (cdc_sync).
-                pg::Transaction ahead(dst);
-                save(dst, xact_commit);
-                ahead.commit();
-                stream.confirm(xact_commit);
-                r.applied = last_commit = xact_commit;
+                // position may move there now, with the batch so far (a crash replays
+                // the transaction: its commit is not before the position). PostgreSQL
+                // moves the slot's restart_lsn only to a running-transactions record
+                // decoded while none is waiting for a confirmation; confirming here, far
+                // past the last one, lets the record after this transaction become the
+                // next restart point, instead of the next run decoding it all again.
+                last_commit = xact_commit;
+                commit_batch();
             }
         } else if (auto *c = std::get_if<Commit>(&m)) {
             in_xact = false;

@@ -232,8 +232,11 @@ TEST_CASE("cdc: kill -9 at each step, then a rerun: no loss, no duplicate, no se
             REQUIRE_SYNC(p, 0);
         p.src().exec("UPDATE orders SET note = 'before kill' WHERE id <= 100");
         p.src().exec("DELETE FROM pairs WHERE n <= 50");
-        p.src().exec("BEGIN; INSERT INTO codes SELECT 'k' || g, 'big' FROM generate_series(1, "
-                     "5000) g; COMMIT");
+        // Over 16 MB of WAL: the drain commits the batch before it and moves the position
+        // to its commit first.
+        p.src().exec("BEGIN; INSERT INTO codes SELECT 'k' || g, (SELECT string_agg(md5(g::text "
+                     "|| x::text), '') FROM generate_series(1, 60) x) FROM generate_series(1, "
+                     "10000) g; COMMIT");
         auto killed = p.sync({{"PGINCR_FAULT", point}});
         INFO(killed.all());
         REQUIRE(killed.signal == SIGKILL);
