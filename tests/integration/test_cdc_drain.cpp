@@ -8,6 +8,8 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <thread>
+
 using namespace pgincr;
 using namespace pgincr::test;
 
@@ -172,4 +174,46 @@ TEST_CASE("cdc drain: after a large transaction the slot's restart point moves p
     CHECK(scalar(dbs.src(), "SELECT restart_lsn >= '" + committed +
                                 "'::pg_lsn FROM pg_replication_slots WHERE slot_name = "
                                 "'cdc_restart_slot'") == "t");
+}
+
+TEST_CASE("cdc drain: while the source commits faster than 100 ms apart, a batch of "
+          "batch_when_idle changes ends whenever nothing more has arrived") {
+    TestDatabases dbs("cdc_idle");
+    for (auto *conn : {&dbs.src(), &dbs.dst()})
+        conn->exec("CREATE TABLE codes (code text PRIMARY KEY, note text)");
+    dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
+    dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
+    dbs.src().exec("CREATE PUBLICATION cdc_idle_pub FOR TABLE codes");
+    SlotCleanup guard{"cdc_idle_slot"};
+    auto info = dbs.source_info();
+    info.replication = true;
+    pg::Connection walsender(info);
+    auto slot = pg::create_logical_slot(walsender, "cdc_idle_slot");
+
+    // 60 transactions of 5 rows, 20 ms apart: the stream is empty between them, but
+    // never for the 100 ms that otherwise ends a batch while following.
+    std::thread writer([&] {
+        auto conn = admin(pg::Side::source, "cdc_idle");
+        for (int i = 0; i < 60; ++i) {
+            conn->exec(fmt::format("INSERT INTO codes SELECT 'c{}-' || g, 'n' FROM "
+                                   "generate_series(1, 5) g",
+                                   i));
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    cdc::DrainOptions o;
+    o.until = slot.consistent_point;
+    o.follow_until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    o.batch_when_idle = 20;
+    cdc::DrainResult r;
+    {
+        pg::LogicalStream stream(walsender, slot.name, slot.consistent_point, {"cdc_idle_pub"});
+        r = cdc::drain(stream, dbs.dst(), routes(), saver(), o);
+        stream.finish();
+    }
+    writer.join();
+    CHECK(r.changes == 300);
+    // Each batch of about 20 changes (4 transactions) applied as soon as it could be.
+    CHECK(r.batches >= 5);
+    CHECK(digest(dbs.src(), "public.codes") == digest(dbs.dst(), "public.codes"));
 }
