@@ -51,7 +51,6 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     std::unordered_map<std::uint32_t, std::optional<Route>> routes;
     std::optional<pg::Transaction> tx;
     std::map<std::uint32_t, std::unique_ptr<TableApply>> applies;
-    bool stream_broke = false; // while the destination worked
     // The one whose COPY may be open: the session takes no other statement until it ends.
     TableApply *copying = nullptr;
     auto copy_to = [&](TableApply *a) {
@@ -92,18 +91,8 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
         if (!a) {
             copy_to(nullptr);
             a = std::make_unique<TableApply>(dst, it->second->shape);
-            a->set_while_busy({[&] {
-                                   // Never thrown from inside a destination statement
-                                   // (its session would be left busy): a stream that
-                                   // broke fails at its next read instead.
-                                   try {
-                                       stream.keep_alive();
-                                       stream.read_ahead();
-                                   } catch (const std::exception &) {
-                                       stream_broke = true;
-                                   }
-                               },
-                               [&] { return stream_broke ? -1 : stream.ahead_socket(); }});
+            a->set_while_busy(
+                {[&stream] { stream.while_busy(); }, [&stream] { return stream.ahead_socket(); }});
         }
         copy_to(a.get());
         return a.get();
@@ -112,7 +101,7 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
     // and only then confirms it to the slot. With no batch, a position that moved (over
     // transactions with nothing to apply) is saved alone before it is confirmed: a saved
     // position behind the slot's means lost changes to the next run (cdc_sync).
-    auto commit_batch = [&] {
+    auto commit_batch = [&](const char *committed = "cdc-after-commit") {
         if (tx) {
             copy_to(nullptr);
             for (auto &[_, a] : applies)
@@ -122,12 +111,12 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
             tx->commit();
             tx.reset();
             ++r.batches;
-            fault::point("cdc-after-commit"); // committed, not yet confirmed to the slot
+            fault::point(committed); // committed, not yet confirmed to the slot
         } else if (last_commit > r.applied) {
             pg::Transaction alone(dst);
             save(dst, last_commit);
             alone.commit();
-            fault::point("cdc-after-commit");
+            fault::point(committed);
         }
         if (last_commit > r.applied) {
             stream.confirm(last_commit);
@@ -227,7 +216,7 @@ DrainResult drain(pg::LogicalStream &stream, pg::Connection &dst, const Resolve 
                 // past the last one, lets the record after this transaction become the
                 // next restart point, instead of the next run decoding it all again.
                 last_commit = xact_commit;
-                commit_batch();
+                commit_batch("cdc-ahead-committed");
             }
         } else if (auto *c = std::get_if<Commit>(&m)) {
             in_xact = false;

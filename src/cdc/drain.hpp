@@ -30,8 +30,9 @@ struct DrainOptions {
     // apply of this batch overlaps its decoding of the next (the stream is read ahead
     // meanwhile) instead of waiting for it.
     std::int64_t batch_when_idle = 1000;
-    // A transaction that begins this much WAL past the confirmed position, with no
-    // batch open, has the position moved to it first (drain.cpp says why).
+    // A transaction whose commit is this much WAL past the confirmed position has the
+    // batch so far committed, and the position moved to that commit, before it is read
+    // (drain.cpp says why).
     std::uint64_t confirm_ahead = 16 * 1024 * 1024;
     std::chrono::milliseconds give_up{60000}; // the stream went silent this long: fail
     // Asked between source transactions: true ends the drain there (a signal), with

@@ -126,8 +126,10 @@ std::optional<LogicalStream::Data> LogicalStream::next(std::chrono::milliseconds
             auto in = std::move(ahead_.front());
             ahead_.pop_front();
             ahead_bytes_ -= in.data.bytes.size() + sizeof(Incoming);
+            ahead_data_ -= in.keepalive ? 0 : 1;
             return deliver(std::move(in));
         }
+        rethrow_failure();
         if (auto in = read_one())
             return deliver(std::move(*in));
         auto now = std::chrono::steady_clock::now();
@@ -198,6 +200,10 @@ std::optional<LogicalStream::Data> LogicalStream::deliver(Incoming in) {
 }
 
 void LogicalStream::read_ahead() {
+    // Not a byte more than the queue takes: PQconsumeInput would read all the socket has
+    // into libpq's own buffer, which grows to hold it.
+    if (ahead_bytes_ >= ahead_limit)
+        return;
     if (!PQconsumeInput(conn_.get()))
         conn_.throw_error("the replication stream");
     while (ahead_bytes_ < ahead_limit) {
@@ -205,18 +211,38 @@ void LogicalStream::read_ahead() {
         if (!in)
             break;
         ahead_bytes_ += in->data.bytes.size() + sizeof(Incoming);
+        ahead_data_ += in->keepalive ? 0 : 1;
         ahead_.push_back(std::move(*in));
     }
 }
 
+void LogicalStream::while_busy() noexcept {
+    if (failed_)
+        return;
+    try {
+        keep_alive();
+        read_ahead();
+    } catch (...) {
+        failed_ = std::current_exception();
+    }
+}
+
+void LogicalStream::rethrow_failure() const {
+    if (failed_)
+        std::rethrow_exception(failed_);
+}
+
 int LogicalStream::ahead_socket() const {
-    return ahead_bytes_ < ahead_limit ? PQsocket(conn_.get()) : -1;
+    return !failed_ && ahead_bytes_ < ahead_limit ? PQsocket(conn_.get()) : -1;
 }
 
 bool LogicalStream::waiting() {
-    if (ahead_.empty())
+    if (ahead_data_ == 0) {
+        if (ahead_.empty())
+            rethrow_failure();
         read_ahead();
-    return !ahead_.empty();
+    }
+    return ahead_data_ > 0;
 }
 
 void LogicalStream::confirm(Lsn applied) {

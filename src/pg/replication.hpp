@@ -11,6 +11,7 @@
 #include <compare>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,13 +76,16 @@ class LogicalStream {
     // When the server last sent anything (data or keepalive): a stream that is only
     // followed, with nothing to send, is alive as long as it answers pings.
     std::chrono::steady_clock::time_point last_heard() const { return last_heard_; }
-    // Reads what has arrived, without waiting, into a queue that next() serves first
-    // (up to `ahead_limit` bytes): called while the destination works on a batch, so
-    // that the server goes on decoding the next one instead of waiting to send it.
-    void read_ahead();
-    // The socket read_ahead() takes from, or -1 while its queue is full.
+    // What the caller does while the destination works on a batch: a status update when
+    // one is due, and what has arrived read, without waiting, into a queue that next()
+    // serves first (up to `ahead_limit` bytes), so that the server goes on decoding
+    // instead of waiting to send. Never throws (it runs inside a destination statement):
+    // an error is thrown by the next call of next() or waiting(), once the queue is out.
+    void while_busy() noexcept;
+    // The socket while_busy() reads from, or -1 while its queue is full (or the stream
+    // failed).
     int ahead_socket() const;
-    // Whether a message has arrived that next() has not returned yet.
+    // Whether data has arrived that next() has not returned yet.
     bool waiting();
     // Ends the stream (CopyDone) and reads the server's end of it. The session then
     // takes commands again, but a walsender does not start a second stream: open a
@@ -101,9 +105,13 @@ class LogicalStream {
     };
     std::optional<Incoming> read_one(); // one that has arrived, without waiting
     std::optional<Data> deliver(Incoming in);
+    void read_ahead();
+    void rethrow_failure() const; // the error while_busy() met, if the queue is out
     void send_status(bool reply_requested);
     std::deque<Incoming> ahead_;
     std::size_t ahead_bytes_ = 0;
+    std::size_t ahead_data_ = 0; // of the queued messages, those that are not keepalives
+    std::exception_ptr failed_;
     Connection &conn_;
     bool open_ = true;
     Lsn received_;
