@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
+#include <vector>
 
 using namespace pgincr;
 using namespace pgincr::test;
@@ -44,24 +46,44 @@ std::string current_lsn(pg::Connection &src) {
     return scalar(src, "SELECT pg_current_wal_lsn()");
 }
 
+// A database `name` on both servers with `tables` created alike on each side (and
+// `source_only` on the source), the destination's progress row, the publication
+// <name>_pub of `published` and the logical slot <name>_slot.
+struct Streamed {
+    Streamed(const std::string &name, const std::vector<std::string> &tables,
+             const std::vector<std::string> &source_only, const std::string &published)
+        : dbs(name), guard{name + "_slot"}, info(dbs.source_info()) {
+        for (auto *conn : {&dbs.src(), &dbs.dst()})
+            for (const auto &t : tables)
+                conn->exec(t);
+        for (const auto &t : source_only)
+            dbs.src().exec(t);
+        dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
+        dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
+        dbs.src().exec(fmt::format("CREATE PUBLICATION {}_pub FOR TABLE {}", name, published));
+        info.replication = true;
+        walsender = std::make_unique<pg::Connection>(info);
+        slot = pg::create_logical_slot(*walsender, name + "_slot");
+    }
+    TestDatabases dbs;
+    SlotCleanup guard;
+    pg::ConnInfo info; // a replication session's
+    std::unique_ptr<pg::Connection> walsender;
+    pg::Slot slot;
+};
+
 } // namespace
 
 TEST_CASE("cdc drain: many tables and transactions in batches - the saved position - no change "
           "applied twice") {
-    TestDatabases dbs("cdc_drain");
-    for (auto *conn : {&dbs.src(), &dbs.dst()}) {
-        conn->exec("CREATE TABLE pairs (region text, n int, v int, PRIMARY KEY (region, n))");
-        conn->exec("CREATE TABLE codes (code text PRIMARY KEY, note text)");
-    }
-    dbs.src().exec("CREATE TABLE other (id int PRIMARY KEY)");
-    dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
-    dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
-    dbs.src().exec("CREATE PUBLICATION cdc_drain_pub FOR TABLE pairs, codes, other");
-    SlotCleanup guard{"cdc_drain_slot"};
-    auto info = dbs.source_info();
-    info.replication = true;
-    pg::Connection walsender(info);
-    auto slot = pg::create_logical_slot(walsender, "cdc_drain_slot");
+    Streamed st("cdc_drain",
+                {"CREATE TABLE pairs (region text, n int, v int, PRIMARY KEY (region, n))",
+                 "CREATE TABLE codes (code text PRIMARY KEY, note text)"},
+                {"CREATE TABLE other (id int PRIMARY KEY)"}, "pairs, codes, other");
+    auto &dbs = st.dbs;
+    auto &walsender = *st.walsender;
+    auto &slot = st.slot;
+    auto &info = st.info;
 
     // 300 small transactions over three tables, then one of 20,000 rows.
     for (int i = 0; i < 100; ++i) {
@@ -124,18 +146,12 @@ TEST_CASE("cdc drain: many tables and transactions in batches - the saved positi
 
 TEST_CASE("cdc drain: after a large transaction the slot's restart point moves past it - the "
           "next stream does not decode it again") {
-    TestDatabases dbs("cdc_restart");
-    for (auto *conn : {&dbs.src(), &dbs.dst()})
-        conn->exec("CREATE TABLE pairs (region text, n int, v int, PRIMARY KEY (region, n))");
-    dbs.src().exec("CREATE TABLE other (id int PRIMARY KEY)"); // not published
-    dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
-    dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
-    dbs.src().exec("CREATE PUBLICATION cdc_restart_pub FOR TABLE pairs");
-    SlotCleanup guard{"cdc_restart_slot"};
-    auto info = dbs.source_info();
-    info.replication = true;
-    pg::Connection walsender(info);
-    auto slot = pg::create_logical_slot(walsender, "cdc_restart_slot");
+    Streamed st("cdc_restart",
+                {"CREATE TABLE pairs (region text, n int, v int, PRIMARY KEY (region, n))"},
+                {"CREATE TABLE other (id int PRIMARY KEY)"}, "pairs"); // other: not published
+    auto &dbs = st.dbs;
+    auto &slot = st.slot;
+    auto &info = st.info;
 
     cdc::DrainOptions o;
     o.confirm_ahead = 1024 * 1024;
@@ -182,17 +198,10 @@ TEST_CASE("cdc drain: after a large transaction the slot's restart point moves p
 
 TEST_CASE("cdc drain: while the source commits faster than 100 ms apart, a batch of "
           "batch_when_idle changes ends whenever nothing more has arrived") {
-    TestDatabases dbs("cdc_idle");
-    for (auto *conn : {&dbs.src(), &dbs.dst()})
-        conn->exec("CREATE TABLE codes (code text PRIMARY KEY, note text)");
-    dbs.dst().exec("CREATE TABLE progress (lsn pg_lsn)");
-    dbs.dst().exec("INSERT INTO progress VALUES (NULL)");
-    dbs.src().exec("CREATE PUBLICATION cdc_idle_pub FOR TABLE codes");
-    SlotCleanup guard{"cdc_idle_slot"};
-    auto info = dbs.source_info();
-    info.replication = true;
-    pg::Connection walsender(info);
-    auto slot = pg::create_logical_slot(walsender, "cdc_idle_slot");
+    Streamed st("cdc_idle", {"CREATE TABLE codes (code text PRIMARY KEY, note text)"}, {}, "codes");
+    auto &dbs = st.dbs;
+    auto &walsender = *st.walsender;
+    auto &slot = st.slot;
 
     // 60 transactions of 5 rows, 20 ms apart: the stream is empty between them, but
     // never for the 100 ms that otherwise ends a batch while following.
